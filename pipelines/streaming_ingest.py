@@ -1,0 +1,148 @@
+"""The streaming ingestion pipeline: Pub/Sub in, profiles in Bigtable, Parquet in the lake.
+
+    python -m pipelines.streaming_ingest --input_subscription=projects/P/subscriptions/S \
+        --dead_letter_topic=projects/P/topics/T --catalog=examples/catalog.yaml \
+        --lake_path=/tmp/lake --bigtable_project=P --bigtable_instance=I [Beam options]
+"""
+import argparse
+import logging
+import os
+import re
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import (
+    GoogleCloudOptions, PipelineOptions, StandardOptions)
+
+from transforms.catalog import Catalog, CatalogError
+from transforms.dead_letter import PublishDeadLetters
+from transforms.lake import WriteToLake
+from transforms.profile_store import WriteProfiles
+from transforms.read import ReadMessages
+from transforms.validate import ParseAndValidate
+
+DEFAULT_RUNNER = "BundleBasedDirectRunner"
+
+
+def build_pipeline(pipeline, options, catalog):
+    messages = pipeline | "ReadMessages" >> ReadMessages(
+        options.input_subscription, options.pubsub_readers)
+    records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
+
+    _ = records.valid | "WriteProfiles" >> WriteProfiles(
+        options.bigtable_project, options.bigtable_instance, options.bigtable_table)
+    lake = records.valid | "WriteToLake" >> WriteToLake(
+        options.lake_path, catalog, options.window_seconds)
+
+    _ = ((records.failed, lake["failed"])
+         | "CollectFailures" >> beam.Flatten()
+         | "PublishDeadLetters" >> PublishDeadLetters(options.dead_letter_topic))
+
+
+class IngestOptions(PipelineOptions):
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("streaming ingestion")
+        group.add_argument(
+            "--input_subscription",
+            help="Pub/Sub subscription to read, projects/<project>/subscriptions/<name>.")
+        group.add_argument(
+            "--dead_letter_topic",
+            help="Pub/Sub topic that receives every message that fails, unchanged, with "
+                 "error_class, error_message, error_pointer and error_step attributes.")
+        group.add_argument(
+            "--catalog",
+            help="Dataset catalog (YAML or JSON, local or gs://): dataset -> schema, kind, "
+                 "profile.")
+        group.add_argument(
+            "--lake_path",
+            help="Root of the data lake (local folder or gs://bucket/path); Parquet lands "
+                 "in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.")
+        group.add_argument(
+            "--bigtable_project", default=None,
+            help="Project of the Bigtable instance (default: --project, else "
+                 "$GOOGLE_CLOUD_PROJECT).")
+        group.add_argument(
+            "--bigtable_instance", default="ingest-instance", help="Bigtable instance id.")
+        group.add_argument(
+            "--bigtable_table", default="profiles", help="Bigtable table of profiles.")
+        group.add_argument(
+            "--window_seconds", type=int, default=60,
+            help="Length of the lake's windows: a Parquet file per dataset and window.")
+        group.add_argument(
+            "--pubsub_readers", type=int, default=1,
+            help="Parallel reads of the subscription. On the DirectRunner each read pulls "
+                 "at most 10 messages per bundle, so more reads drain a backlog faster, but "
+                 "measured here they also delay some messages by up to a minute: keep 1 "
+                 "unless throughput matters more than latency. 1 is right on Dataflow.")
+
+
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def parse_options(argv):
+    """Checks our options (and answers --help) before Beam sees the rest."""
+    parser = argparse.ArgumentParser(
+        prog="python -m pipelines.streaming_ingest",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=_HelpFormatter,
+        epilog="Beam's own options are accepted too (--runner, default "
+               f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on.")
+    IngestOptions._add_argparse_args(parser)
+    ours, _ = parser.parse_known_args(argv)
+
+    options = PipelineOptions(argv)
+    options.view_as(StandardOptions).streaming = True
+    if not options.view_as(StandardOptions).runner:
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+    ingest = options.view_as(IngestOptions)
+    ingest.bigtable_project = (ours.bigtable_project
+                               or options.view_as(GoogleCloudOptions).project
+                               or os.environ.get("GOOGLE_CLOUD_PROJECT"))
+    problems = check_options(ingest)
+    if problems:
+        parser.error("\n  ".join(problems))
+    return options
+
+
+def check_options(options):
+    problems = [f"--{name} is required" for name in
+                ("input_subscription", "dead_letter_topic", "catalog", "lake_path")
+                if not getattr(options, name)]
+    if problems:
+        return problems
+    if not re.fullmatch(r"projects/[^/]+/subscriptions/[^/]+", options.input_subscription):
+        problems.append(f"--input_subscription {options.input_subscription!r}: expected "
+                        "projects/<project>/subscriptions/<name>")
+    if not re.fullmatch(r"projects/[^/]+/topics/[^/]+", options.dead_letter_topic):
+        problems.append(f"--dead_letter_topic {options.dead_letter_topic!r}: expected "
+                        "projects/<project>/topics/<name>")
+    if not options.bigtable_project:
+        problems.append("no Bigtable project: give --bigtable_project or --project")
+    if options.window_seconds < 1:
+        problems.append("--window_seconds must be at least 1")
+    if options.pubsub_readers < 1:
+        problems.append("--pubsub_readers must be at least 1")
+    return problems
+
+
+def run(argv=None):
+    options = parse_options(sys.argv[1:] if argv is None else argv)
+    ingest = options.view_as(IngestOptions)
+    try:
+        catalog = Catalog.load(ingest.catalog)
+    except CatalogError as error:
+        sys.exit(f"error: {error}")
+    logging.info("catalog %s: datasets %s", ingest.catalog, ", ".join(sorted(catalog.datasets)))
+    pipeline = beam.Pipeline(options=options)
+    build_pipeline(pipeline, ingest, catalog)
+    result = pipeline.run()
+    result.wait_until_finish()
+    return result
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    run()

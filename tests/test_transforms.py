@@ -1,0 +1,129 @@
+"""The pipeline's transforms on Beam's own TestPipeline, assert_that and TestStream."""
+import datetime
+import glob
+import json
+import pathlib
+
+import apache_beam as beam
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms.catalog import Catalog
+from transforms.dead_letter import FailedMessage, to_pubsub_message
+from transforms.lake import WriteToLake, arrow_schema
+from transforms.profile_store import ATTRIBUTES_FAMILY, EVENTS_FAMILY, to_bigtable_row
+from transforms.records import RecordParser
+from transforms.validate import ParseAndValidate
+
+EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
+UTC = datetime.timezone.utc
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return Catalog.load(str(EXAMPLES / "catalog.yaml"))
+
+
+def sample_messages():
+    lines = (EXAMPLES / "records.jsonl").read_bytes().splitlines()
+    messages = [PubsubMessage(line, {"n": str(i)}, message_id=f"m{i}")
+                for i, line in enumerate(lines)]
+    for i, line in enumerate((EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()):
+        messages.append(PubsubMessage(line, {"dataset": "web-events"}, message_id=f"b{i}"))
+    return messages
+
+
+def streaming_pipeline():
+    return TestPipeline(options=PipelineOptions(
+        ["--streaming", "--runner=BundleBasedDirectRunner"]))
+
+
+def test_parse_and_validate_splits_valid_records_from_failures(catalog):
+    with TestPipeline() as p:
+        results = p | beam.Create(sample_messages()) | ParseAndValidate(catalog)
+        assert_that(results.valid | beam.Map(lambda r: r.dataset) | beam.combiners.Count.PerElement(),
+                    equal_to([("crm-profiles", 5), ("web-events", 13), ("web-events-archive", 3)]),
+                    label="valid per dataset")
+        assert_that(results.failed | beam.Map(lambda f: (f.error_class, f.attributes["n"], f.step)),
+                    equal_to([("not_json", "18", "parse_and_validate"),
+                              ("not_object", "19", "parse_and_validate"),
+                              ("unknown_dataset", "20", "parse_and_validate"),
+                              ("schema_violation", "21", "parse_and_validate"),
+                              ("schema_violation", "22", "parse_and_validate"),
+                              ("identity", "23", "parse_and_validate")]),
+                    label="failures with their class and attributes")
+
+
+def test_failed_payload_reaches_the_dead_letter_unchanged_with_its_reason():
+    failed = FailedMessage(b"\xff raw", {"dataset": "d", "k": "v"}, "schema_violation",
+                           "x" * 5000, "/a/b", "parse_and_validate", "d")
+    message = to_pubsub_message(failed)
+    assert message.data == b"\xff raw"
+    assert message.attributes["k"] == "v" and message.attributes["error_pointer"] == "/a/b"
+    assert message.attributes["error_class"] == "schema_violation"
+    assert len(message.attributes["error_message"].encode()) <= 1024
+
+
+def test_profile_record_becomes_one_cell_per_attribute_at_the_record_time(catalog):
+    parser = RecordParser(catalog)
+    record = parser.parse((EXAMPLES / "records.jsonl").read_bytes().splitlines()[0])
+    row = to_bigtable_row(record)
+    cells = {m.qualifier.decode(): m for m in row._get_mutations()}
+    assert row.row_key.endswith(b"#Email#ada@example.com")
+    assert json.loads(cells["/loyalty/points"].new_value) == 1200
+    assert json.loads(cells["/person/name/firstName"].new_value) == "Ada"
+    assert {c.family for c in cells.values()} == {ATTRIBUTES_FAMILY}
+    expected_micros = int(record.record_time.timestamp() * 1_000_000)
+    assert {c.timestamp_micros for c in cells.values()} == {expected_micros}
+
+
+def test_event_becomes_one_cell_in_the_event_family(catalog):
+    parser = RecordParser(catalog)
+    line = (EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()[0]
+    record = parser.parse(line, {"dataset": "web-events"})
+    mutations = to_bigtable_row(record)._get_mutations()
+    assert [m.family for m in mutations] == [EVENTS_FAMILY]
+    assert json.loads(mutations[0].new_value) == json.loads(line)
+
+
+def test_arrow_schema_is_typed_from_the_json_schema(catalog):
+    schema = arrow_schema(catalog, "web-events")
+    assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
+    assert str(schema.field("productListItems").type.value_type.field("quantity").type) == "int64"
+    assert schema.field("identityMap").type.key_type == "string"  # a map, from additionalProperties
+    profile = arrow_schema(catalog, "crm-profiles")
+    assert str(profile.field("person").type.field("birthDate").type) == "date32[day]"
+
+
+def test_lake_writes_every_record_once_even_with_old_event_times(catalog, tmp_path):
+    parser = RecordParser(catalog)
+    records = [parser.parse(m.data, m.attributes, m.message_id) for m in sample_messages()
+               if m.attributes.get("n") not in {"18", "19", "20", "21", "22", "23"}]
+    stream = (TestStream().add_elements(records[:10]).add_elements(records[10:])
+              .advance_watermark_to_infinity())
+    with streaming_pipeline() as p:
+        lake = p | stream | WriteToLake(str(tmp_path), catalog, window_seconds=60)
+        assert_that(lake["failed"], equal_to([]), label="no lake failures")
+    files = glob.glob(f"{tmp_path}/*/date=*/hour=*/part-*.parquet")
+    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    assert sorted(r["_id"] for r in rows) == sorted(r.entity["_id"] for r in records)
+    by_id = {r["_id"]: r for r in rows}
+    assert by_id["prof-ada-0001"]["loyalty"]["points"] == 1200
+    assert by_id["prof-ada-0001"]["_record_time"] == datetime.datetime(2026, 11, 2, 8, tzinfo=UTC)
+    assert not glob.glob(f"{tmp_path}/**/.*", recursive=True)  # no temporary files left
+
+
+def test_record_that_cannot_be_written_goes_to_the_dead_letter(catalog, tmp_path):
+    parser = RecordParser(catalog)
+    record = parser.parse((EXAMPLES / "records.jsonl").read_bytes().splitlines()[0])
+    record.entity["loyalty"]["points"] = 2 ** 70  # valid JSON Schema integer, not an int64
+    with streaming_pipeline() as p:
+        lake = (p | TestStream().add_elements([record]).advance_watermark_to_infinity()
+                | WriteToLake(str(tmp_path), catalog, window_seconds=60))
+        assert_that(lake["failed"] | beam.Map(lambda f: (f.error_class, f.step, f.dataset)),
+                    equal_to([("lake_write", "write_to_lake", "crm-profiles")]))

@@ -1,0 +1,47 @@
+"""Identities: which one of a record's identityMap is primary, and the row key it maps to.
+
+Row key: `<4 hex digits of sha256>#<namespace, percent-encoded>#<identity id>`, UTF-8.
+The hash prefix spreads sequential identities over the key space; percent-encoding the
+namespace keeps `#` out of it, so the first `#` after the prefix always ends the namespace
+and no two (namespace, id) pairs share a key.
+"""
+import hashlib
+import urllib.parse
+
+MAX_ROW_KEY_BYTES = 4096  # Bigtable's limit
+
+
+class IdentityError(ValueError):
+    def __init__(self, error_class, message):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+def row_key(namespace, identity_id):
+    identity = f"{urllib.parse.quote(namespace, safe='')}#{identity_id}".encode("utf-8")
+    return hashlib.sha256(identity).hexdigest()[:4].encode("ascii") + b"#" + identity
+
+
+def primary_identity(entity):
+    """The (namespace, id) marked primary in identityMap, or the only identity there is."""
+    identities = [
+        (namespace, identity.get("id"), identity.get("primary") is True)
+        for namespace, entries in (entity.get("identityMap") or {}).items()
+        for identity in (entries if isinstance(entries, list) else [])
+        if isinstance(identity, dict)
+    ]
+    primaries = [i for i in identities if i[2]] or (identities if len(identities) == 1 else [])
+    if len(primaries) != 1:
+        found = f"{len(primaries)} marked primary" if primaries else (
+            f"none marked primary among {len(identities)}" if identities else "no identities")
+        raise IdentityError(
+            "identity", f"a profile needs exactly one primary identity in identityMap: {found}")
+    namespace, identity_id, _ = primaries[0]
+    if not isinstance(identity_id, str) or not identity_id:
+        raise IdentityError("identity", "the primary identity has no id")
+    if len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
+        raise IdentityError(
+            "identity_too_long",
+            f"identity {namespace}:{identity_id[:40]}... makes a Bigtable row key longer "
+            f"than {MAX_ROW_KEY_BYTES} bytes")
+    return namespace, identity_id

@@ -1,0 +1,178 @@
+"""From a Pub/Sub message to a validated record, or to the reason it cannot be one.
+
+Pure Python, no Beam: the pipeline's ParseAndValidate and the CLI's checks share it.
+"""
+import dataclasses
+import datetime
+import json
+
+from transforms.identity import IdentityError, primary_identity
+
+MAX_MESSAGE_BYTES = 1_000_000  # Adobe's streaming limit per request
+MAX_ERRORS_PER_RECORD = 5
+MAX_ERROR_TEXT = 300
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+class RecordError(Exception):
+    """Why a message is not a valid record. `error_class` is stable: users filter on it."""
+
+    def __init__(self, error_class, message, pointer="", dataset=""):
+        super().__init__(message)
+        self.error_class = error_class
+        self.message = message
+        self.pointer = pointer
+        self.dataset = dataset
+
+
+@dataclasses.dataclass
+class Record:
+    dataset: str
+    kind: str  # "profile" or "event"
+    feeds_profile: bool
+    entity: dict  # the XDM record itself (the envelope's body.xdmEntity)
+    record_time: datetime.datetime  # the record's own time, UTC: see record_time()
+    primary_identity: tuple  # (namespace, id), or None where the dataset feeds no profile
+    message_id: str
+    publish_time: datetime.datetime  # None outside Pub/Sub
+    payload: bytes  # the message as received, for the dead letter
+    attributes: dict
+
+
+class RecordParser:
+    """Parses and validates messages against a catalog; build once, use for many."""
+
+    def __init__(self, catalog):
+        self.catalog = catalog
+        registry = catalog.registry()
+        self.validators = {d: catalog.validator(d, registry) for d in catalog.datasets}
+
+    def parse(self, payload, attributes=None, message_id="", publish_time=None):
+        """Returns a Record, or raises RecordError."""
+        attributes = dict(attributes or {})
+        if len(payload) > MAX_MESSAGE_BYTES:
+            raise RecordError(
+                "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+        document = _decode_json(payload)
+        if not isinstance(document, dict):
+            raise RecordError("not_object", f"a record is a JSON object, not {_json_type(document)}")
+
+        header = document.get("header")
+        if isinstance(header, dict) and "body" in document:
+            dataset_id, schema_ref, entity = _open_envelope(document)
+        else:
+            dataset_id, schema_ref, entity = attributes.get("dataset"), None, document
+        if not dataset_id:
+            raise RecordError(
+                "unknown_dataset",
+                "no dataset: a bare record needs a 'dataset' attribute, an envelope "
+                "needs header.datasetId", "/header/datasetId")
+        try:
+            return self._record(dataset_id, schema_ref, entity, header, message_id,
+                                publish_time, payload, attributes)
+        except RecordError as error:
+            error.dataset = dataset_id
+            raise
+
+    def _record(self, dataset_id, schema_ref, entity, header, message_id, publish_time,
+                payload, attributes):
+        dataset = self.catalog.datasets.get(dataset_id)
+        if dataset is None:
+            raise RecordError("unknown_dataset", f"dataset {dataset_id!r} is not in the catalog")
+        if schema_ref is not None and schema_ref != dataset.schema_id:
+            raise RecordError(
+                "unknown_schema",
+                f"header.schemaRef.id {schema_ref!r} is not the schema of dataset "
+                f"{dataset_id!r} ({dataset.schema_id})", "/header/schemaRef/id")
+
+        self._validate(dataset_id, entity)
+        try:
+            primary = primary_identity(entity) if dataset.feeds_profile else None
+        except IdentityError as error:
+            raise RecordError(error.error_class, str(error), "/identityMap")
+        time = record_time(dataset.kind, entity, header, publish_time)
+        if dataset.feeds_profile and time < EPOCH:
+            raise RecordError("bad_timestamp", f"record time {time.isoformat()} is before 1970: "
+                                               "Bigtable cell times cannot be negative")
+        return Record(
+            dataset=dataset_id,
+            kind=dataset.kind,
+            feeds_profile=dataset.feeds_profile,
+            entity=entity,
+            record_time=time,
+            primary_identity=primary,
+            message_id=message_id,
+            publish_time=publish_time,
+            payload=payload,
+            attributes=attributes,
+        )
+
+    def _validate(self, dataset_id, entity):
+        errors = sorted(self.validators[dataset_id].iter_errors(entity),
+                        key=lambda e: list(map(str, e.absolute_path)))
+        if errors:
+            shown = errors[:MAX_ERRORS_PER_RECORD]
+            text = "; ".join(
+                f"{json_pointer(e.absolute_path) or '/'}: {_shorten(e.message)} ({e.validator})"
+                for e in shown)
+            if len(errors) > len(shown):
+                text += f"; and {len(errors) - len(shown)} more"
+            raise RecordError("schema_violation", text, json_pointer(shown[0].absolute_path))
+
+
+def record_time(kind, entity, header, publish_time):
+    """The time a record speaks of: an event's `timestamp`; a profile's `_repo.modifyDate`,
+    else the envelope's header.timestamp, else the time Pub/Sub received it."""
+    if kind == "event":
+        candidates = [entity.get("timestamp")]
+    else:
+        candidates = [(entity.get("_repo") or {}).get("modifyDate"),
+                      (header or {}).get("timestamp")]
+    for value in candidates:
+        if value is None:
+            continue
+        try:
+            parsed = datetime.datetime.fromisoformat(str(value))
+        except ValueError:
+            raise RecordError("bad_timestamp", f"{value!r} is not an RFC 3339 date-time")
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        return parsed.astimezone(datetime.timezone.utc)
+    return publish_time or datetime.datetime.now(datetime.timezone.utc)
+
+
+def json_pointer(path):
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _open_envelope(document):
+    header, body = document["header"], document["body"]
+    schema_ref = header.get("schemaRef")
+    schema_id = schema_ref.get("id") if isinstance(schema_ref, dict) else None
+    entity = body.get("xdmEntity") if isinstance(body, dict) else None
+    if not isinstance(entity, dict):
+        raise RecordError("not_object", "an envelope's body.xdmEntity must be a JSON object",
+                          "/body/xdmEntity")
+    return header.get("datasetId"), schema_id, entity
+
+
+def _decode_json(payload):
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise RecordError("not_utf8", f"message is not UTF-8: {error}")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise RecordError("too_deep", "JSON nested too deeply to parse")
+    except ValueError as error:
+        raise RecordError("not_json", f"message is not JSON: {error}")
+
+
+def _json_type(value):
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _shorten(text):
+    return text if len(text) <= MAX_ERROR_TEXT else text[:MAX_ERROR_TEXT] + "..."
