@@ -1,0 +1,6 @@
+"""`python -m ingest` runs the `ingest` command."""
+import sys
+
+from ingest.cli import main
+
+sys.exit(main())

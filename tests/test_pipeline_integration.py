@@ -1,0 +1,191 @@
+"""The real streaming pipeline on the DirectRunner, against the Pub/Sub and Bigtable emulators.
+
+The pipeline runs as users run it, `python -m pipelines.streaming_ingest`, in its own
+process. The sample stream is published before it starts, so it begins with a backlog
+whose publish times are older than the read's wall-clock watermark: the trap in which a
+windowed write drops data without a word.
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import pyarrow.dataset as ds
+import pytest
+from google.cloud import bigtable, pubsub_v1
+
+from transforms.identity import row_key
+from transforms.profile_store import ATTRIBUTES_FAMILY, EVENTS_FAMILY
+
+pytestmark = pytest.mark.integration
+
+ROOT = pathlib.Path(__file__).parent.parent
+EXAMPLES = ROOT / "examples"
+CATALOG = {"crm-profiles": ("profile", True), "web-events": ("event", True),
+           "web-events-archive": ("event", False)}
+EXPECTED_FAILURES = {  # line of records.jsonl (0-based) -> error class
+    18: "not_json", 19: "not_object", 20: "unknown_dataset", 21: "schema_violation",
+    22: "schema_violation", 23: "identity"}
+DEADLINE_SECONDS = 180
+WINDOW_SECONDS = 2
+
+
+def sample_stream():
+    """(payload, attributes) of every message the test publishes, and the valid records."""
+    messages, valid = [], []
+    for number, line in enumerate((EXAMPLES / "records.jsonl").read_bytes().splitlines()):
+        messages.append((line, {"line": str(number)}))
+        if number not in EXPECTED_FAILURES:
+            document = json.loads(line)
+            valid.append((document["header"]["datasetId"], document["body"]["xdmEntity"]))
+    for number, line in enumerate((EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()):
+        messages.append((line, {"dataset": "web-events", "line": f"bare-{number}"}))
+        valid.append(("web-events", json.loads(line)))
+    return messages, valid
+
+
+def expected_profiles(valid):
+    """Row key -> {attribute pointer: value} (newest record wins) and {event ids}."""
+    attributes, events, newest = {}, {}, {}
+    for dataset, entity in valid:
+        kind, feeds_profile = CATALOG[dataset]
+        if not feeds_profile:
+            continue
+        namespace, identity_id = next(
+            (ns, i["id"]) for ns, ids in entity["identityMap"].items() for i in ids
+            if i.get("primary"))
+        key = row_key(namespace, identity_id)
+        if kind == "event":
+            events.setdefault(key, set()).add(entity["_id"])
+            continue
+        time_ = entity["_repo"]["modifyDate"]
+        for pointer, value in flatten(entity):
+            if time_ >= newest.get((key, pointer), ""):
+                newest[(key, pointer)] = time_
+                attributes.setdefault(key, {})[pointer] = value
+    return attributes, events
+
+
+def flatten(value, prefix=""):
+    for key, item in value.items():
+        if isinstance(item, dict):
+            yield from flatten(item, f"{prefix}/{key}")
+        else:
+            yield f"{prefix}/{key}", item
+
+
+def start_pipeline(resources, lake_path, emulators):
+    command = [
+        sys.executable, "-m", "pipelines.streaming_ingest",
+        f"--input_subscription={resources.subscription_path}",
+        f"--dead_letter_topic={resources.dead_letter_topic_path}",
+        f"--catalog={EXAMPLES / 'catalog.yaml'}",
+        f"--lake_path={lake_path}",
+        f"--bigtable_project={emulators.project}",
+        f"--bigtable_instance={resources.instance}",
+        f"--bigtable_table={resources.table}",
+        f"--window_seconds={WINDOW_SECONDS}",
+    ]
+    log = open(lake_path.parent / "pipeline.log", "w")
+    return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log,
+                            stderr=subprocess.STDOUT)
+
+
+def publish(topic_path, messages):
+    publisher = pubsub_v1.PublisherClient()
+    for future in [publisher.publish(topic_path, payload, **attributes)
+                   for payload, attributes in messages]:
+        future.result(timeout=30)
+
+
+def read_profiles(table):
+    attributes, events = {}, {}
+    for row in table.read_rows():
+        cells = row.cells
+        if ATTRIBUTES_FAMILY in cells:
+            attributes[row.row_key] = {
+                q.decode(): json.loads(c[0].value) for q, c in cells[ATTRIBUTES_FAMILY].items()}
+        if EVENTS_FAMILY in cells:
+            events[row.row_key] = {q.decode() for q in cells[EVENTS_FAMILY]}
+    return attributes, events
+
+
+def read_lake(lake_path):
+    if not any(lake_path.rglob("*.parquet")):
+        return []
+    dataset = ds.dataset(lake_path, format="parquet", partitioning="hive",
+                         exclude_invalid_files=False)
+    return dataset.to_table(columns=["_id"]).column("_id").to_pylist()
+
+
+def wait_until(condition, what, pipeline, log_path):
+    deadline = time.time() + DEADLINE_SECONDS
+    while time.time() < deadline:
+        if pipeline.poll() is not None:
+            pytest.fail(f"the pipeline exited ({pipeline.returncode}) while waiting for {what}:\n"
+                        + log_path.read_text()[-3000:])
+        if condition():
+            return
+        time.sleep(0.5)
+    pytest.fail(f"timed out after {DEADLINE_SECONDS} s waiting for {what}:\n"
+                + log_path.read_text()[-3000:])
+
+
+def test_stream_lands_in_bigtable_and_lake_and_failures_in_the_dead_letter(
+        emulators, pubsub_resources, tmp_path):
+    lake_path = tmp_path / "lake"
+    log_path = tmp_path / "pipeline.log"
+    messages, valid = sample_stream()
+    publish(pubsub_resources.topic_path, messages)
+    time.sleep(3 * WINDOW_SECONDS)  # the backlog is older than a window and its lateness
+    pipeline = start_pipeline(pubsub_resources, lake_path, emulators)
+    try:
+        table = bigtable.Client(project=emulators.project).instance(
+            pubsub_resources.instance).table(pubsub_resources.table)
+        want_attributes, want_events = expected_profiles(valid)
+        wait_until(lambda: read_profiles(table) == (want_attributes, want_events),
+                   "the merged profiles in Bigtable", pipeline, log_path)
+
+        subscriber = pubsub_v1.SubscriberClient()
+        dead_letters = {}
+
+        def pull_dead_letters():
+            response = subscriber.pull(subscription=pubsub_resources.dead_letter_subscription_path,
+                                       max_messages=100, timeout=10)
+            for received in response.received_messages:
+                dead_letters[received.message.attributes["line"]] = received.message
+            if response.received_messages:
+                subscriber.acknowledge(
+                    subscription=pubsub_resources.dead_letter_subscription_path,
+                    ack_ids=[r.ack_id for r in response.received_messages])
+            return len(dead_letters) >= len(EXPECTED_FAILURES)
+
+        wait_until(pull_dead_letters, "the dead letters", pipeline, log_path)
+        assert {int(line): m.attributes["error_class"] for line, m in dead_letters.items()} \
+            == EXPECTED_FAILURES
+        for line, message in dead_letters.items():
+            assert message.data == messages[int(line)][0]  # unchanged
+            assert message.attributes["error_message"]
+            assert message.attributes["error_step"] == "parse_and_validate"
+        assert dead_letters["21"].attributes["error_pointer"] == "/loyalty/points"
+
+        want_ids = sorted(entity["_id"] for _, entity in valid)
+        wait_until(lambda: len(read_lake(lake_path)) >= len(want_ids),
+                   "the lake files", pipeline, log_path)
+        assert sorted(read_lake(lake_path)) == want_ids  # each once, none lost
+        for dataset in CATALOG:
+            assert list((lake_path / dataset).glob("date=*/hour=*/part-*.parquet"))
+
+        # Still up after every kind of bad message: a new record lands.
+        late = {"_id": "prof-late-0001", "identityMap": {"Email": [
+            {"id": "late@example.com", "primary": True}]}, "loyalty": {"points": 7}}
+        publish(pubsub_resources.topic_path,
+                [(json.dumps(late).encode(), {"dataset": "crm-profiles"})])
+        wait_until(lambda: table.read_row(row_key("Email", "late@example.com")) is not None,
+                   "a record published after the bad ones", pipeline, log_path)
+        assert pipeline.poll() is None
+    finally:
+        pipeline.terminate()
+        pipeline.wait(timeout=30)
