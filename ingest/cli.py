@@ -23,7 +23,7 @@ from ingest import local_stack
 logger = logging.getLogger("ingest")
 
 # Printed first and in this order by `dead-letter pull`; other attributes follow by name.
-ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step", "dataset")
+ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step", "error_dataset")
 PAYLOAD_PREVIEW_CHARS = 200
 # `publish` waits for the oldest message once this many are in flight: bounded memory.
 MAX_MESSAGES_IN_FLIGHT = 1000
