@@ -9,17 +9,15 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
                      kind: profile, profile: true}
 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
-Schemas are found by their `$id` and never fetched from the network.
+The schemas form a SchemaRegistry (transforms/schemas.py).
 """
 import dataclasses
 import json
-import posixpath
 
-import jsonschema
-import referencing
-import referencing.jsonschema
 import yaml
 from apache_beam.io.filesystems import FileSystems
+
+from transforms.schemas import SchemaRegistry, SchemaRegistryError, relative_to
 
 KINDS = ("profile", "event")
 
@@ -39,7 +37,7 @@ class Dataset:
 @dataclasses.dataclass(frozen=True)
 class Catalog:
     datasets: dict  # dataset id -> Dataset
-    schemas: dict  # schema $id -> schema contents
+    registry: SchemaRegistry
 
     @classmethod
     def load(cls, path):
@@ -49,61 +47,28 @@ class Catalog:
         folders = spec.get("schemas", [])
         if isinstance(folders, str):
             folders = [folders]
-        schemas = {}
-        for folder in folders:
-            schemas.update(load_schema_folder(_relative_to(path, folder)))
+        try:
+            registry = SchemaRegistry.load([relative_to(path, folder) for folder in folders])
+        except SchemaRegistryError as error:
+            raise CatalogError(f"{path}: {error}") from error
         datasets = {
             dataset_id: _parse_dataset(path, dataset_id, entry)
             for dataset_id, entry in spec["datasets"].items()
         }
-        catalog = cls(datasets=datasets, schemas=schemas)
         for dataset in datasets.values():
-            if dataset.schema_id not in schemas:
+            if dataset.schema_id not in registry.schemas:
                 raise CatalogError(
                     f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
-                    f"which is not among the {len(schemas)} schemas loaded from {folders}")
-            catalog.validator(dataset.id)  # reports a broken schema or $ref now
-        return catalog
+                    f"which is not among the {len(registry.schemas)} schemas loaded from "
+                    f"{folders}")
+        return cls(datasets=datasets, registry=registry)
 
-    def registry(self):
-        return referencing.Registry().with_resources(
-            (schema_id, referencing.jsonschema.specification_with(
-                schema.get("$schema", "https://json-schema.org/draft/2020-12/schema"),
-                default=referencing.jsonschema.DRAFT202012,
-            ).create_resource(schema))
-            for schema_id, schema in self.schemas.items())
+    def schema(self, dataset_id):
+        return self.registry.schemas[self.datasets[dataset_id].schema_id]
 
-    def validator(self, dataset_id, registry=None):
+    def validator(self, dataset_id):
         """A jsonschema validator for the dataset's schema, with format checks on."""
-        schema = self.schemas[self.datasets[dataset_id].schema_id]
-        validator_class = jsonschema.validators.validator_for(schema)
-        try:
-            validator_class.check_schema(schema)
-        except jsonschema.SchemaError as error:
-            raise CatalogError(
-                f"schema {schema.get('$id')!r} is not a valid JSON Schema: {error.message}")
-        return validator_class(
-            schema,
-            registry=registry or self.registry(),
-            format_checker=validator_class.FORMAT_CHECKER,
-        )
-
-
-def load_schema_folder(folder):
-    """Every `*.json` schema below `folder`, keyed by its `$id`."""
-    pattern = folder.rstrip("/") + "/**.json"
-    schemas = {}
-    for match in FileSystems.match([pattern])[0].metadata_list:
-        schema = _read_document(match.path)
-        schema_id = schema.get("$id") if isinstance(schema, dict) else None
-        if not schema_id:
-            raise CatalogError(f"{match.path}: a schema needs an '$id'")
-        if schema_id in schemas:
-            raise CatalogError(f"{match.path}: '$id' {schema_id!r} is used twice")
-        schemas[schema_id] = schema
-    if not schemas:
-        raise CatalogError(f"no JSON Schemas (*.json) found under {folder}")
-    return schemas
+        return self.registry.validator(self.datasets[dataset_id].schema_id)
 
 
 def _parse_dataset(path, dataset_id, entry):
@@ -131,9 +96,3 @@ def _read_document(path):
     except (ValueError, yaml.YAMLError) as error:
         raise CatalogError(
             f"{path} is not valid {'YAML' if is_yaml else 'JSON'}: {error}") from error
-
-
-def _relative_to(catalog_path, folder):
-    if "://" in folder or folder.startswith("/"):
-        return folder
-    return posixpath.join(posixpath.dirname(catalog_path) or ".", folder)

@@ -66,10 +66,8 @@ class WriteToLake(beam.PTransform):
 
 def arrow_schema(catalog, dataset_id):
     """The dataset's Arrow schema, derived from its JSON Schema, metadata columns last."""
-    registry = catalog.registry()
-    schema = catalog.schemas[catalog.datasets[dataset_id].schema_id]
-    resolver = registry.resolver(base_uri=schema.get("$id", ""))
-    root = _arrow_type(schema, resolver, 0)
+    schema_id = catalog.datasets[dataset_id].schema_id
+    root = _arrow_type(catalog.registry.schemas[schema_id], catalog.registry.resolver(schema_id), 0)
     if not pa.types.is_struct(root):
         raise ValueError(f"dataset {dataset_id!r}: the schema of a record must be an object")
     return pa.schema(list(root) + METADATA_FIELDS)

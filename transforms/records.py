@@ -14,15 +14,27 @@ MAX_ERROR_TEXT = 300
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
+@dataclasses.dataclass(frozen=True)
+class Violation:
+    """One schema error: where (JSON pointer in the record), which keyword, and what."""
+    pointer: str
+    keyword: str
+    message: str
+
+    def __str__(self):
+        return f"{self.pointer or '/'}: {self.message} ({self.keyword})"
+
+
 class RecordError(Exception):
     """Why a message is not a valid record. `error_class` is stable: users filter on it."""
 
-    def __init__(self, error_class, message, pointer="", dataset=""):
+    def __init__(self, error_class, message, pointer="", dataset="", violations=()):
         super().__init__(message)
         self.error_class = error_class
         self.message = message
         self.pointer = pointer
         self.dataset = dataset
+        self.violations = list(violations)  # for schema_violation: the first few
 
 
 @dataclasses.dataclass
@@ -42,10 +54,10 @@ class Record:
 class RecordParser:
     """Parses and validates messages against a catalog; build once, use for many."""
 
-    def __init__(self, catalog):
+    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD):
         self.catalog = catalog
-        registry = catalog.registry()
-        self.validators = {d: catalog.validator(d, registry) for d in catalog.datasets}
+        self.max_errors = max_errors
+        self.validators = {d: catalog.validator(d) for d in catalog.datasets}
 
     def parse(self, payload, attributes=None, message_id="", publish_time=None):
         """Returns a Record, or raises RecordError."""
@@ -111,13 +123,12 @@ class RecordParser:
         errors = sorted(self.validators[dataset_id].iter_errors(entity),
                         key=lambda e: list(map(str, e.absolute_path)))
         if errors:
-            shown = errors[:MAX_ERRORS_PER_RECORD]
-            text = "; ".join(
-                f"{json_pointer(e.absolute_path) or '/'}: {_shorten(e.message)} ({e.validator})"
-                for e in shown)
+            shown = [Violation(json_pointer(e.absolute_path), str(e.validator), _shorten(e.message))
+                     for e in errors[:max(1, self.max_errors)]]
+            text = "; ".join(map(str, shown))
             if len(errors) > len(shown):
                 text += f"; and {len(errors) - len(shown)} more"
-            raise RecordError("schema_violation", text, json_pointer(shown[0].absolute_path))
+            raise RecordError("schema_violation", text, shown[0].pointer, violations=shown)
 
 
 def record_time(kind, entity, header, publish_time):

@@ -1,0 +1,151 @@
+"""The schema registry: a set of JSON Schemas found by `$id`, and validators over it.
+
+Each schema is read with its own `$schema` (draft-06 to 2020-12; 2020-12 when absent).
+A `$ref` resolves only within the set: nothing is ever fetched from the network, and a
+reference to a schema outside the set is an error when the registry is built, naming the
+schema and the reference, not a surprise when the first record arrives.
+"""
+import json
+import posixpath
+import urllib.parse
+
+import jsonschema
+import referencing
+import referencing.exceptions
+import referencing.jsonschema
+from apache_beam.io.filesystems import FileSystems
+
+DEFAULT_DRAFT = referencing.jsonschema.DRAFT202012
+# Formats are annotations in jsonschema unless a checker is given. These are asserted
+# because the lake stores them typed (timestamp, date): a value that does not parse would
+# fail there. Others (uri, email, ...) stay annotations: real data, Adobe's XDM examples
+# among them, carry URIs that are not RFC 3986-strict.
+CHECKED_FORMATS = ("date-time", "date")
+FORMAT_CHECKER = jsonschema.FormatChecker(formats=CHECKED_FORMATS)
+
+
+class SchemaRegistryError(ValueError):
+    """The schemas cannot be used; the message says which and why."""
+
+
+class SchemaRegistry:
+    def __init__(self, schemas):
+        """`schemas`: {$id: contents}. Checks every schema and every `$ref` at once."""
+        self.schemas = dict(schemas)
+        self._registry = None
+        problems = [problem for schema_id in self.schemas
+                    for problem in self._problems_of(schema_id)]
+        if problems:
+            raise SchemaRegistryError(
+                f"{len(problems)} problem(s) in the schema set:\n  " + "\n  ".join(problems))
+
+    @classmethod
+    def load(cls, folders, exclude=()):
+        """Every schema in the folders (local or gs://; see read_schema_folder), but the
+        `$id`s in exclude."""
+        schemas, sources = {}, {}
+        for folder in folders:
+            for path, schema in read_schema_folder(folder):
+                schema_id = schema.get("$id") if isinstance(schema, dict) else None
+                if not schema_id:
+                    raise SchemaRegistryError(f"{path}: a schema needs an '$id'")
+                if schema_id in sources:
+                    raise SchemaRegistryError(
+                        f"{path}: '$id' {schema_id!r} is already used by {sources[schema_id]}")
+                sources[schema_id] = path
+                if schema_id not in exclude:
+                    schemas[schema_id] = schema
+        if not schemas:
+            raise SchemaRegistryError(f"no JSON Schemas (*.json) found under {list(folders)}")
+        return cls(schemas)
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            self._registry = referencing.Registry().with_resources(
+                (schema_id, _resource(schema)) for schema_id, schema in self.schemas.items())
+        return self._registry
+
+    def __getstate__(self):  # Beam pickles the registry into DoFns: ship the schemas only
+        return {"schemas": self.schemas, "_registry": None}
+
+    def validator(self, schema_id):
+        """A validator of the schema's own draft, checking the formats in CHECKED_FORMATS."""
+        schema = self.schemas[schema_id]
+        return _validator_class(schema)(schema, registry=self.registry,
+                                        format_checker=FORMAT_CHECKER)
+
+    def resolver(self, schema_id):
+        return self.registry.resolver(base_uri=schema_id)
+
+    def _problems_of(self, schema_id):
+        schema = self.schemas[schema_id]
+        if not isinstance(schema, dict):
+            return [f"{schema_id}: a schema must be a JSON object"]
+        try:
+            validator_class = _validator_class(schema)
+        except referencing.jsonschema.UnknownDialect:
+            return [f"{schema_id}: unknown $schema {schema.get('$schema')!r}"]
+        try:
+            validator_class.check_schema(schema)
+        except jsonschema.SchemaError as error:
+            return [f"{schema_id}: not a valid JSON Schema: {error.message}"]
+        problems = []
+        for base, ref in _references(schema, schema_id):
+            try:
+                self.registry.resolver(base_uri=base).lookup(ref)
+            except referencing.exceptions.Unresolvable:
+                problems.append(f"{schema_id}: $ref {ref!r} is not in the schema set")
+        return problems
+
+
+def read_schema_folder(folder):
+    """(path, parsed schema) for every `*.json` below the folder; or, if `folder` holds a
+    `*`, for every file that glob matches (`xdm/**.schema.json`)."""
+    pattern = folder if "*" in folder else folder.rstrip("/") + "/**.json"
+    for match in FileSystems.match([pattern])[0].metadata_list:
+        yield match.path, read_json(match.path)
+
+
+def read_json(path):
+    try:
+        with FileSystems.open(path) as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except ValueError as error:
+        raise SchemaRegistryError(f"{path} is not valid JSON: {error}") from error
+    except Exception as error:  # FileSystems raises several kinds for a missing file
+        raise SchemaRegistryError(f"cannot read {path}: {error}") from error
+
+
+def _validator_class(schema):
+    if "$schema" in schema:
+        referencing.jsonschema.specification_with(schema["$schema"])  # raises if unknown
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+
+
+def _resource(schema):
+    specification = referencing.jsonschema.specification_with(
+        schema.get("$schema", ""), default=DEFAULT_DRAFT)
+    return specification.create_resource(schema)
+
+
+def _references(node, base):
+    """(base URI, $ref) for every `$ref` in a schema, following nested `$id`s."""
+    if isinstance(node, dict):
+        if isinstance(node.get("$id"), str):
+            base = urllib.parse.urljoin(base, node["$id"])
+        if isinstance(node.get("$ref"), str):
+            yield base, node["$ref"]
+        for key, value in node.items():
+            if key not in ("enum", "const", "examples", "default"):
+                yield from _references(value, base)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _references(item, base)
+
+
+def relative_to(document_path, folder):
+    """A folder named in a document, taken relative to the document's own folder."""
+    if "://" in folder or folder.startswith("/"):
+        return folder
+    return posixpath.join(posixpath.dirname(document_path) or ".", folder)
