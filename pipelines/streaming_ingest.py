@@ -15,7 +15,7 @@ from apache_beam.options.pipeline_options import (
     GoogleCloudOptions, PipelineOptions, StandardOptions)
 
 from transforms.catalog import Catalog, CatalogError
-from transforms.dead_letter import PublishDeadLetters
+from transforms.dead_letter import DeadLetter
 from transforms.lake import WriteToLake
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
@@ -36,7 +36,8 @@ def build_pipeline(pipeline, options, catalog):
 
     _ = ((records.failed, lake["failed"])
          | "CollectFailures" >> beam.Flatten()
-         | "PublishDeadLetters" >> PublishDeadLetters(options.dead_letter_topic))
+         | "DeadLetter" >> DeadLetter(
+             options.dead_letter_topic, options.lake_path, options.window_seconds))
 
 
 class IngestOptions(PipelineOptions):

@@ -13,6 +13,7 @@ import sys
 import time
 
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigtable, pubsub_v1
 
@@ -120,6 +121,11 @@ def read_lake(lake_path):
     return dataset.to_table(columns=["_id"]).column("_id").to_pylist()
 
 
+def read_errors(lake_path):
+    files = list((lake_path / "_errors").glob("date=*/hour=*/part-*.parquet"))
+    return [row for f in files for row in pq.read_table(f).to_pylist()]
+
+
 def wait_until(condition, what, pipeline, log_path):
     deadline = time.time() + DEADLINE_SECONDS
     while time.time() < deadline:
@@ -177,6 +183,15 @@ def test_stream_lands_in_bigtable_and_lake_and_failures_in_the_dead_letter(
         assert sorted(read_lake(lake_path)) == want_ids  # each once, none lost
         for dataset in CATALOG:
             assert list((lake_path / dataset).glob("date=*/hour=*/part-*.parquet"))
+
+        # The dead letter's second home: the lake's `_errors` dataset, complete.
+        wait_until(lambda: len(read_errors(lake_path)) >= len(EXPECTED_FAILURES),
+                   "the _errors dataset", pipeline, log_path)
+        errors = {int(dict(r["attributes"])["line"]): r for r in read_errors(lake_path)}
+        assert {line: r["error_class"] for line, r in errors.items()} == EXPECTED_FAILURES
+        assert all(r["payload"] == messages[line][0] for line, r in errors.items())
+        assert errors[21]["errors"][0]["pointer"] == "/loyalty/points"
+        assert errors[21]["_publish_time"] is not None and errors[21]["_ingested_at"]
 
         # Still up after every kind of bad message: a new record lands.
         late = {"_id": "prof-late-0001", "identityMap": {"Email": [

@@ -14,10 +14,10 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.catalog import Catalog
-from transforms.dead_letter import FailedMessage, to_pubsub_message
-from transforms.lake import WriteToLake, arrow_schema
+from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row, to_pubsub_message
+from transforms.lake import WriteParquetPartitions, WriteToLake, arrow_schema
 from transforms.profile_store import ATTRIBUTES_FAMILY, EVENTS_FAMILY, to_bigtable_row
-from transforms.records import RecordParser
+from transforms.records import FailedMessage, RecordError, RecordParser
 from transforms.validate import ParseAndValidate
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
@@ -67,6 +67,34 @@ def test_failed_payload_reaches_the_dead_letter_unchanged_with_its_reason():
     assert message.attributes["k"] == "v" and message.attributes["error_pointer"] == "/a/b"
     assert message.attributes["error_class"] == "schema_violation"
     assert len(message.attributes["error_message"].encode()) <= 1024
+
+
+def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catalog, tmp_path):
+    parser = RecordParser(catalog)
+    failures = []
+    for message in sample_messages():
+        try:
+            parser.parse(message.data, message.attributes)
+        except RecordError as error:
+            failures.append(FailedMessage.of(error, "parse_and_validate", message.data,
+                                             message.attributes, message.message_id))
+    stream = TestStream().add_elements(failures).advance_watermark_to_infinity()
+    with streaming_pipeline() as p:
+        _ = (p | stream | beam.Map(to_error_row)
+             | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60))
+    files = glob.glob(f"{tmp_path}/_errors/date=*/hour=*/part-*.parquet")
+    rows = sorted((r for f in files for r in pq.read_table(f).to_pylist()),
+                  key=lambda r: r["_message_id"])
+    assert [r["error_class"] for r in rows] == [
+        "not_json", "not_object", "unknown_dataset", "schema_violation", "schema_violation",
+        "identity"]
+    assert [r["payload"] for r in rows] == [f.payload for f in failures]
+    violation = rows[3]
+    assert violation["dataset"] == "crm-profiles"
+    assert violation["errors"] == [
+        {"pointer": "/loyalty/points", "keyword": "type",
+         "message": "'5400' is not of type 'integer'"}]
+    assert dict(violation["attributes"]) == {"n": "21"}
 
 
 def test_profile_record_becomes_one_cell_per_attribute_at_the_record_time(catalog):

@@ -24,7 +24,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 
-from transforms.dead_letter import FailedMessage
+from transforms.records import FailedMessage
 
 FAILED = "failed"
 JSON_TEXT = {b"encoding": b"json"}  # field metadata: the column holds JSON text
@@ -44,24 +44,39 @@ class WriteToLake(beam.PTransform):
 
     def __init__(self, lake_path, catalog, window_seconds, shards=1):
         super().__init__()
-        self.lake_path = lake_path.rstrip("/")
-        self.catalog = catalog
+        self.lake_path = lake_path
+        self.schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
         self.window_seconds = window_seconds
         self.shards = shards
 
     def expand(self, records):
         rows = records | "ToLakeRows" >> beam.ParDo(
-            _ToLakeRowFn(self.catalog, self.shards)).with_outputs(FAILED, main="rows")
-        files = (
-            rows.rows
+            _ToLakeRowFn(self.schemas, self.shards)).with_outputs(FAILED, main="rows")
+        files = rows.rows | "WriteParquetFiles" >> WriteParquetPartitions(
+            self.lake_path, self.schemas, self.window_seconds)
+        return {"files": files, FAILED: rows[FAILED]}
+
+
+class WriteParquetPartitions(beam.PTransform):
+    """((dataset, shard), row) stamped with ingestion time -> a Parquet file per window,
+    dataset and shard. Returns the paths written."""
+
+    def __init__(self, lake_path, schemas, window_seconds):
+        super().__init__()
+        self.lake_path = lake_path.rstrip("/")
+        self.schemas = schemas  # dataset -> pyarrow schema
+        self.window_seconds = window_seconds
+
+    def expand(self, keyed_rows):
+        return (
+            keyed_rows
             | "WindowByIngestionTime" >> beam.WindowInto(
                 window.FixedWindows(self.window_seconds),
                 trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
                 accumulation_mode=trigger.AccumulationMode.DISCARDING,
                 allowed_lateness=self.window_seconds)
             | "GroupIntoFiles" >> beam.GroupByKey()
-            | "WriteParquetFiles" >> beam.ParDo(_WriteParquetFn(self.lake_path, self.catalog)))
-        return {"files": files, FAILED: rows[FAILED]}
+            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.lake_path, self.schemas)))
 
 
 def arrow_schema(catalog, dataset_id):
@@ -146,12 +161,9 @@ def _to_arrow_value(value, field):
 class _ToLakeRowFn(beam.DoFn):
     """Record -> ((dataset, shard), row), stamped with the time the lake took it in."""
 
-    def __init__(self, catalog, shards):
-        self.catalog = catalog
+    def __init__(self, schemas, shards):
+        self.schemas = schemas
         self.shards = shards
-
-    def setup(self):
-        self.schemas = {d: arrow_schema(self.catalog, d) for d in self.catalog.datasets}
 
     def process(self, record):
         ingested_at = time.time()
@@ -166,19 +178,17 @@ class _ToLakeRowFn(beam.DoFn):
             yield beam.pvalue.TaggedOutput(FAILED, FailedMessage(
                 payload=record.payload, attributes=record.attributes, error_class="lake_write",
                 error_message=f"cannot write the record as Parquet: {error!r}"[:1000],
-                error_pointer="", step="write_to_lake", dataset=record.dataset))
+                error_pointer="", step="write_to_lake", dataset=record.dataset,
+                message_id=record.message_id, publish_time=record.publish_time))
             return
         shard = zlib.crc32(record.message_id.encode("utf-8")) % self.shards
         yield window.TimestampedValue(((record.dataset, shard), row), ingested_at)
 
 
 class _WriteParquetFn(beam.DoFn):
-    def __init__(self, lake_path, catalog):
+    def __init__(self, lake_path, schemas):
         self.lake_path = lake_path
-        self.catalog = catalog
-
-    def setup(self):
-        self.schemas = {d: arrow_schema(self.catalog, d) for d in self.catalog.datasets}
+        self.schemas = schemas
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         (dataset, shard), rows = element

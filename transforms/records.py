@@ -51,6 +51,30 @@ class Record:
     attributes: dict
 
 
+@dataclasses.dataclass
+class FailedMessage:
+    """A message that failed at some step, with why: what the dead letter keeps."""
+    payload: bytes  # the message exactly as received
+    attributes: dict  # the message's own attributes
+    error_class: str  # stable, e.g. not_json, unknown_dataset, schema_violation
+    error_message: str
+    error_pointer: str  # JSON pointer of the failing field, "" when none applies
+    step: str  # the pipeline step that failed it
+    dataset: str = ""
+    violations: list = dataclasses.field(default_factory=list)  # of Violation
+    message_id: str = ""
+    publish_time: datetime.datetime = None
+
+    @classmethod
+    def of(cls, error, step, payload, attributes, message_id="", publish_time=None):
+        """From a RecordError."""
+        return cls(payload=payload, attributes=attributes, error_class=error.error_class,
+                   error_message=error.message, error_pointer=error.pointer, step=step,
+                   dataset=error.dataset or attributes.get("dataset", ""),
+                   violations=error.violations, message_id=message_id,
+                   publish_time=publish_time)
+
+
 class RecordParser:
     """Parses and validates messages against a catalog; build once, use for many."""
 

@@ -5,11 +5,11 @@ import logging
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.dead_letter import FailedMessage
-from transforms.records import RecordError, RecordParser
+from transforms.records import FailedMessage, RecordError, RecordParser
 
 VALID = "valid"
 FAILED = "failed"
+STEP = "parse_and_validate"
 
 
 class ParseAndValidate(beam.PTransform):
@@ -33,27 +33,20 @@ class _ParseFn(beam.DoFn):
 
     def process(self, message):
         attributes = dict(message.attributes or {})
+        payload = message.data or b""
+        message_id = message.message_id or ""
+        publish_time = _plain_datetime(message.publish_time)
         try:
-            record = self.parser.parse(
-                message.data, attributes, message.message_id or "",
-                _plain_datetime(message.publish_time))
-        except RecordError as error:
-            yield self._failed(message, attributes, error.error_class, error.message,
-                               error.pointer, error.dataset)
-            return
-        except Exception as error:  # a bug of ours must not stop the pipeline either
-            logging.exception("unexpected error parsing message %s", message.message_id)
-            yield self._failed(message, attributes, "internal", repr(error), "", "")
+            record = self.parser.parse(payload, attributes, message_id, publish_time)
+        except Exception as error:
+            if not isinstance(error, RecordError):  # a bug of ours must not stop the pipeline
+                logging.exception("unexpected error parsing message %s", message_id)
+                error = RecordError("internal", repr(error))
+            yield beam.pvalue.TaggedOutput(FAILED, FailedMessage.of(
+                error, STEP, payload, attributes, message_id, publish_time))
             return
         Metrics.counter("valid", record.dataset).inc()
         yield record
-
-    @staticmethod
-    def _failed(message, attributes, error_class, text, pointer, dataset):
-        return beam.pvalue.TaggedOutput(FAILED, FailedMessage(
-            payload=message.data or b"", attributes=attributes, error_class=error_class,
-            error_message=text, error_pointer=pointer, step="parse_and_validate",
-            dataset=dataset or attributes.get("dataset", "")))
 
 
 def _plain_datetime(publish_time):
