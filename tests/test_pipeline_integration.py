@@ -204,3 +204,91 @@ def test_stream_lands_in_bigtable_and_lake_and_failures_in_the_dead_letter(
     finally:
         pipeline.terminate()
         pipeline.wait(timeout=30)
+
+
+def bad_messages_of_every_class():
+    """(error class, payload, attributes) for every way a message can fail."""
+    bare_event = json.loads((EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()[0])
+    profile = json.loads((EXAMPLES / "records.jsonl").read_bytes().splitlines()[0])
+    entity = profile["body"]["xdmEntity"]
+
+    def envelope(dataset, **changes):
+        document = json.loads(json.dumps(profile))
+        document["header"]["datasetId"] = dataset
+        document["body"]["xdmEntity"] = {**json.loads(json.dumps(entity)), **changes}
+        return json.dumps(document).encode()
+
+    wrong_schema = json.loads(envelope("crm-profiles"))
+    wrong_schema["header"]["schemaRef"]["id"] = "https://ns.example.com/xdm/experience-event"
+    huge_quantity = {**bare_event, "_id": "evt-huge", "productListItems": [
+        {"SKU": "x", "quantity": 2 ** 70}]}
+    return [
+        ("not_utf8", b"\xff\xfe\xfa", {}),
+        ("not_json", b"{oops", {}),
+        ("not_object", b"[1, 2]", {}),
+        ("too_deep", b'{"a":' * 100 + b"1" + b"}" * 100, {"dataset": "web-events"}),
+        ("too_large", b'{"pad": "' + b"x" * 1_000_000 + b'"}', {"dataset": "web-events"}),
+        ("unknown_dataset", json.dumps(bare_event).encode(), {}),
+        ("unknown_schema", json.dumps(wrong_schema).encode(), {}),
+        ("schema_violation", envelope("crm-profiles", loyalty={"points": -5}), {}),
+        ("identity", envelope("crm-profiles", identityMap={
+            "Email": [{"id": "a@example.com"}], "ECID": [{"id": "123"}]}), {}),
+        ("identity_too_long", envelope("crm-profiles", identityMap={
+            "Email": [{"id": "a" * 5000 + "@example.com", "primary": True}]}), {}),
+        ("bad_timestamp", envelope("crm-profiles", _repo={"modifyDate": "1969-07-20T20:17:00Z"}),
+         {}),
+        ("lake_write", json.dumps(huge_quantity).encode(), {"dataset": "web-events-archive"}),
+    ]
+
+
+def test_bad_messages_of_every_class_reach_both_dead_letters_and_block_no_valid_one(
+        emulators, pubsub_resources, tmp_path):
+    lake_path = tmp_path / "lake"
+    log_path = tmp_path / "pipeline.log"
+    bad = bad_messages_of_every_class()
+    valid_lines = (EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()
+    messages = []
+    for number, (error_class, payload, attributes) in enumerate(bad):
+        messages.append((payload, {**attributes, "case": error_class}))
+        valid = valid_lines[number % len(valid_lines)]
+        document = {**json.loads(valid), "_id": f"valid-{number}"}
+        messages.append((json.dumps(document).encode(), {"dataset": "web-events",
+                                                         "case": "valid"}))
+    pipeline = start_pipeline(pubsub_resources, lake_path, emulators)
+    try:
+        publish(pubsub_resources.topic_path, messages)
+        subscriber = pubsub_v1.SubscriberClient()
+        dead_letters = {}
+
+        def pull_dead_letters():
+            response = subscriber.pull(subscription=pubsub_resources.dead_letter_subscription_path,
+                                       max_messages=100, timeout=10)
+            for received in response.received_messages:
+                dead_letters[received.message.attributes["case"]] = received.message
+            if response.received_messages:
+                subscriber.acknowledge(
+                    subscription=pubsub_resources.dead_letter_subscription_path,
+                    ack_ids=[r.ack_id for r in response.received_messages])
+            return len(dead_letters) >= len(bad)
+
+        wait_until(pull_dead_letters, "a dead letter of every class", pipeline, log_path)
+        assert {case: m.attributes["error_class"] for case, m in dead_letters.items()} == \
+            {error_class: error_class for error_class, _, _ in bad}
+        payloads = {error_class: payload for error_class, payload, _ in bad}
+        assert all(m.data == payloads[case] for case, m in dead_letters.items())
+        assert dead_letters["lake_write"].attributes["error_step"] == "write_to_lake"
+
+        wait_until(lambda: len(read_errors(lake_path)) >= len(bad), "the _errors dataset",
+                   pipeline, log_path)
+        errors = {dict(r["attributes"])["case"]: r for r in read_errors(lake_path)}
+        assert {case: r["error_class"] for case, r in errors.items()} == \
+            {error_class: error_class for error_class, _, _ in bad}
+
+        want_ids = sorted(f"valid-{number}" for number in range(len(bad)))
+        wait_until(lambda: len(read_lake(lake_path)) >= len(want_ids), "the valid records",
+                   pipeline, log_path)
+        assert sorted(read_lake(lake_path)) == want_ids
+        assert pipeline.poll() is None
+    finally:
+        pipeline.terminate()
+        pipeline.wait(timeout=30)

@@ -93,11 +93,19 @@ def test_schema_ref_must_match_the_dataset(parser):
     (b"", "not_json"),
     (b'"just a string"', "not_object"),
     (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+    (b'{"a":' * 65 + b"1" + b"}" * 65, "too_deep"),
     (b" " * (MAX_MESSAGE_BYTES + 1), "too_large"),
     (b'{"header": {"datasetId": "crm-profiles"}, "body": {"xdmEntity": 3}}', "not_object"),
 ])
 def test_malformed_messages_fail_with_their_class(parser, payload, error_class):
     assert error_of(parser, payload).error_class == error_class
+
+
+def test_nesting_up_to_the_limit_is_fine(parser):
+    entity = json.loads(example_lines("records-bare.jsonl")[0])
+    entity["web"]["webPageDetails"]["name"] = json.loads('{"a":' * 61 + "1" + "}" * 61)
+    error = error_of(parser, json.dumps(entity).encode(), dataset="web-events")
+    assert error.error_class == "schema_violation"  # not too_deep: 64 levels in all
 
 
 def test_identity_too_long_for_a_row_key(parser):

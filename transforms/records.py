@@ -9,6 +9,7 @@ import json
 from transforms.identity import IdentityError, primary_identity
 
 MAX_MESSAGE_BYTES = 1_000_000  # Adobe's streaming limit per request
+MAX_NESTING = 64  # levels of objects and arrays; XDM records use about 10
 MAX_ERRORS_PER_RECORD = 5
 MAX_ERROR_TEXT = 300
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -90,6 +91,8 @@ class RecordParser:
             raise RecordError(
                 "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
         document = _decode_json(payload)
+        if _nesting(document) > MAX_NESTING:
+            raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
         if not isinstance(document, dict):
             raise RecordError("not_object", f"a record is a JSON object, not {_json_type(document)}")
 
@@ -199,9 +202,21 @@ def _decode_json(payload):
     try:
         return json.loads(text)
     except RecursionError:
-        raise RecordError("too_deep", "JSON nested too deeply to parse")
+        raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
     except ValueError as error:
         raise RecordError("not_json", f"message is not JSON: {error}")
+
+
+def _nesting(document):
+    """How many levels of objects and arrays the document has (iterative: no recursion)."""
+    deepest, level = 0, [(document, 1)]
+    while level:
+        value, depth = level.pop()
+        children = value.values() if isinstance(value, dict) else value
+        deepest = max(deepest, depth)
+        level.extend((child, depth + 1) for child in children
+                     if isinstance(child, (dict, list)))
+    return deepest if isinstance(document, (dict, list)) else 0
 
 
 def _json_type(value):
