@@ -53,6 +53,7 @@ def main():
         say(f"(the lake writes a file when its {WINDOW_SECONDS} s window closes, which on the "
             "DirectRunner waits for the next Pub/Sub pull to return: up to 30 s when idle)")
         dead_letters = wait_for_every_message(published, pipeline)
+        wait_for_errors_dataset(len(dead_letters), pipeline)
 
         step("Results")
         show_profile("Email", "ada@example.com")
@@ -129,12 +130,22 @@ def wait_for_every_message(published, pipeline):
         time.sleep(1)
 
 
-def lake_files():
-    return sorted(LAKE.glob("*/date=*/hour=*/*.parquet"))
+def wait_for_errors_dataset(count, pipeline):
+    deadline = time.time() + DEADLINE_SECONDS
+    while count_lake_rows("_errors") < count:
+        if pipeline.poll() is not None or time.time() > deadline:
+            raise SystemExit(f"the _errors dataset did not get its {count} rows; see "
+                             f"{STATE_DIR / 'pipeline.log'}")
+        time.sleep(1)
 
 
-def count_lake_rows():
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in lake_files())
+def lake_files(datasets="[!_]*"):
+    """The Parquet files of the datasets (not of `_errors`, unless asked)."""
+    return sorted(LAKE.glob(f"{datasets}/date=*/hour=*/*.parquet"))
+
+
+def count_lake_rows(datasets="[!_]*"):
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in lake_files(datasets))
 
 
 def show_profile(namespace, identity_id):
@@ -153,8 +164,9 @@ def show_profile(namespace, identity_id):
 
 
 def show_lake():
-    print(f"\n-- The lake: typed Parquet under {LAKE.relative_to(ROOT)}/<dataset>/date=/hour=/")
-    for path in lake_files():
+    print(f"\n-- The lake: typed Parquet under {LAKE.relative_to(ROOT)}/<dataset>/date=/hour=/, "
+          "the dead letters in _errors")
+    for path in lake_files("*"):
         rows = pq.ParquetFile(path).metadata.num_rows
         print(f"   {str(path.relative_to(ROOT)):95} {rows:3} rows")
 
