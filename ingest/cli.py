@@ -1,16 +1,20 @@
-"""The `ingest` command line: run the local emulator stack, publish test data, read dead letters.
+"""The `ingest` command line: run the local emulator stack, publish test data, validate records
+offline, read and replay dead letters.
 
 Each command is a `add_..._command(commands)` function that adds its sub-parser and
 sets `handler` to the function that runs it: a new command is one more such pair.
 Command results go to stdout; progress and errors go to stderr.
 """
 import argparse
+import dataclasses
+import datetime
+import io
 import json
 import logging
 import os
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from contextlib import nullcontext
 
 from google.api_core import exceptions as api_exceptions
@@ -19,11 +23,12 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import pubsub_v1
 
 from ingest import local_stack
+from transforms.catalog import Catalog, CatalogError
+from transforms.dead_letter import ERROR_ATTRIBUTES  # `dead-letter pull` shows them first; `replay` drops them
+from transforms.records import MAX_ERRORS_PER_RECORD, RecordError, RecordParser
 
 logger = logging.getLogger("ingest")
 
-# Printed first and in this order by `dead-letter pull`; other attributes follow by name.
-ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step", "error_dataset")
 PAYLOAD_PREVIEW_CHARS = 200
 # `publish` waits for the oldest message once this many are in flight: bounded memory.
 MAX_MESSAGES_IN_FLIGHT = 1000
@@ -33,6 +38,10 @@ MAX_MESSAGES_PER_PULL = 100
 
 class CommandError(Exception):
     """A failure to report in one line, without a traceback."""
+
+
+class UsageError(CommandError):
+    """Input a command cannot use (a catalog, a file): exit status 2, as for a bad option."""
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -50,6 +59,9 @@ def main(argv=None):
     _configure_logging()
     try:
         return args.handler(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (CommandError, local_stack.LocalStackError, api_exceptions.GoogleAPIError, GoogleAuthError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
@@ -64,7 +76,9 @@ def build_parser():
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_local_commands(commands)
     add_publish_command(commands)
+    add_validate_command(commands)
     add_dead_letter_commands(commands)
+    add_replay_command(commands)
     return parser
 
 
@@ -306,6 +320,133 @@ def _check_topic_exists(publisher, topic_path):
 
 
 # ---------------------------------------------------------------------------
+# ingest validate
+
+
+def add_validate_command(commands):
+    validate = commands.add_parser(
+        "validate",
+        help="check records against the catalog offline, exactly as the pipeline does",
+        description=(
+            "Parse and validate records with the pipeline's own code and a catalog, without Pub/Sub,\n"
+            "and print one line per record: `ok` and its dataset, or `invalid`, the error class and\n"
+            "the message the dead letter would carry, then each schema violation on its own line.\n"
+            "A file whose whole content is JSON is one document: an object is one record, an array\n"
+            "a list of records (shown as FILE[index], counted from 0). Any other file is JSON Lines:\n"
+            "each non-blank line is one record, as `ingest publish` would send it.\n"
+            "Exit status: 0 when every record is valid, 1 when any is invalid, 2 when the catalog\n"
+            "or a file cannot be read."
+        ),
+        epilog=(
+            "example:\n"
+            "  ingest validate --catalog examples/catalog.yaml --dataset web-events examples/records-bare.jsonl"
+        ),
+        formatter_class=HelpFormatter,
+    )
+    validate.add_argument("files", nargs="+", metavar="FILE",
+                          help="JSON or JSON Lines file; - reads standard input")
+    validate.add_argument("--catalog", required=True, help="dataset catalog, YAML or JSON, local or gs://")
+    validate.add_argument("--dataset",
+                          help="dataset of bare records, as the message attribute `dataset` gives it")
+    validate.add_argument("--max-errors", type=_positive_integer, default=MAX_ERRORS_PER_RECORD,
+                          help="schema violations to show per record (the dead letter shows "
+                               f"{MAX_ERRORS_PER_RECORD})")
+    validate.add_argument("--json", action="store_true",
+                          help="print each record's result as a JSON object on its own line")
+    validate.set_defaults(handler=validate_files)
+
+
+def _positive_integer(text):
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return number
+
+
+def validate_files(args):
+    try:
+        catalog = Catalog.load(args.catalog)
+    except CatalogError as error:
+        raise UsageError(str(error)) from None
+    for path in args.files:
+        if path != "-" and not os.path.isfile(path):
+            raise UsageError(f"no such file: {path}")
+    parser = RecordParser(catalog, max_errors=args.max_errors)
+    attributes = {} if args.dataset is None else {"dataset": args.dataset}
+
+    valid = invalid = 0
+    for path in args.files:
+        for source, payload in _records_in_file(path):
+            result = _validation_result(parser, source, payload, attributes)
+            print(json.dumps(result, ensure_ascii=False) if args.json else _validation_as_text(result))
+            if result["valid"]:
+                valid += 1
+            else:
+                invalid += 1
+    logger.info("%s: %d valid, %d invalid", _count(valid + invalid, "record"), valid, invalid)
+    return 1 if invalid else 0
+
+
+def _records_in_file(path):
+    """(where, payload) of each record: a JSON document's object or array elements, else JSON Lines."""
+    name = "stdin" if path == "-" else path
+    try:
+        with _open_binary(path) as handle:
+            content = handle.read()
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        document = json.loads(content.decode("utf-8"))
+    except (ValueError, RecursionError):  # not one JSON document (UnicodeDecodeError is a ValueError)
+        return _json_lines(name, content)
+    if isinstance(document, list):
+        return [(f"{name}[{index}]", json.dumps(element).encode("utf-8"))
+                for index, element in enumerate(document)]
+    first_line = content[:len(content) - len(content.lstrip())].count(b"\n") + 1
+    return [(f"{name}:{first_line}", content)]
+
+
+def _json_lines(name, content):
+    records = []
+    for line_number, line in enumerate(io.BytesIO(content), start=1):
+        payload = _without_line_ending(line)
+        if payload.strip():
+            records.append((f"{name}:{line_number}", payload))
+    return records
+
+
+def _validation_result(parser, source, payload, attributes):
+    try:
+        record = parser.parse(payload, attributes)
+    except RecordError as error:
+        return {
+            "source": source,
+            "valid": False,
+            "dataset": error.dataset or attributes.get("dataset") or None,
+            "error_class": error.error_class,
+            "message": error.message,
+            "errors": [dataclasses.asdict(violation) for violation in error.violations],
+        }
+    except Exception as error:  # the pipeline dead-letters these as `internal`: so do we
+        return {"source": source, "valid": False, "dataset": None, "error_class": "internal",
+                "message": repr(error), "errors": []}
+    return {"source": source, "valid": True, "dataset": record.dataset, "error_class": None,
+            "message": None, "errors": []}
+
+
+def _validation_as_text(result):
+    if result["valid"]:
+        return f"{result['source']} ok {result['dataset']}"
+    lines = [f"{result['source']} invalid {result['error_class']}: {result['message']}"]
+    for violation in result["errors"]:
+        lines.append(f"    {violation['pointer'] or '/'}  {violation['keyword']}  {violation['message']}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
 # ingest dead-letter pull
 
 
@@ -350,7 +491,6 @@ def pull_dead_letters(args):
     shown = 0
     seen_message_ids = set()
     held_ack_ids = []
-    pull_retry = retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS)
     with pubsub_v1.SubscriberClient() as subscriber:
         try:
             quiet_until = time.monotonic() + args.wait
@@ -358,22 +498,10 @@ def pull_dead_letters(args):
                 seconds_left = quiet_until - time.monotonic()
                 if seconds_left <= 0:
                     break
-                try:
-                    response = subscriber.pull(
-                        request={"subscription": subscription_path,
-                                 "max_messages": min(args.max - shown, MAX_MESSAGES_PER_PULL)},
-                        retry=pull_retry,
-                        timeout=max(seconds_left, 1.0),
-                    )
-                except api_exceptions.DeadlineExceeded:
-                    continue
-                except api_exceptions.NotFound:
-                    raise CommandError(
-                        f"subscription {subscription_path} does not exist ({_pubsub_endpoint()}). "
-                        "`ingest local up --dead-letter-subscription NAME` creates it on the emulator."
-                    ) from None
+                received_messages = _pull(
+                    subscriber, subscription_path, min(args.max - shown, MAX_MESSAGES_PER_PULL), seconds_left)
                 ack_ids = []
-                for received in response.received_messages:
+                for received in received_messages:
                     ack_ids.append(received.ack_id)
                     # Without --ack, a message held past its ack deadline comes again: print it once.
                     if received.message.message_id in seen_message_ids:
@@ -401,6 +529,24 @@ def pull_dead_letters(args):
     return 0
 
 
+def _pull(subscriber, subscription_path, max_messages, seconds_left):
+    """One pull from the subscription: the messages received, none if the call timed out."""
+    try:
+        response = subscriber.pull(
+            request={"subscription": subscription_path, "max_messages": max_messages},
+            retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
+            timeout=max(seconds_left, 1.0),
+        )
+    except api_exceptions.DeadlineExceeded:
+        return []
+    except api_exceptions.NotFound:
+        raise CommandError(
+            f"subscription {subscription_path} does not exist ({_pubsub_endpoint()}). "
+            "`ingest local up --dead-letter-subscription NAME` creates it on the emulator."
+        ) from None
+    return response.received_messages
+
+
 def _release(subscriber, subscription_path, ack_ids):
     """Make held messages available again at once, instead of after their ack deadline."""
     for start in range(0, len(ack_ids), 1000):
@@ -421,14 +567,18 @@ def _message_as_line(message):
     fields = [message.publish_time.strftime("%Y-%m-%dT%H:%M:%SZ")]
     for name, value in _ordered_attributes(message.attributes).items():
         fields.append(f"{name}={_quoted(value)}")
-    payload = message.data.decode("utf-8", errors="replace")
+    fields.append(f"payload={_payload_preview(message.data)}")
+    return " ".join(fields)
+
+
+def _payload_preview(data):
+    payload = data.decode("utf-8", errors="replace")
     preview = payload[:PAYLOAD_PREVIEW_CHARS]
     # One line per message, whatever the payload holds.
     preview = preview.replace("\r", "\\r").replace("\n", "\\n")
     if len(payload) > PAYLOAD_PREVIEW_CHARS:
-        preview += f"... ({len(message.data)} bytes)"
-    fields.append(f"payload={preview}")
-    return " ".join(fields)
+        preview += f"... ({len(data)} bytes)"
+    return preview
 
 
 def _quoted(value):
@@ -444,6 +594,189 @@ def _message_as_json(message):
         "attributes": _ordered_attributes(message.attributes),
         "payload": message.data.decode("utf-8", errors="replace"),
     }, ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------
+# ingest replay
+
+
+def add_replay_command(commands):
+    replay = commands.add_parser(
+        "replay",
+        help="republish dead letters to the input topic, after a fix",
+        description=(
+            "After a fix (a schema change, a new dataset in the catalog), republish dead-lettered\n"
+            "messages to the input topic: the payload unchanged, with the message's own attributes\n"
+            "(the error_* attributes the pipeline added are left out). --error-class and --dataset\n"
+            "choose which, by their error_class and error_dataset attributes; the others stay on the\n"
+            "dead-letter subscription, as do dead letters published after the replay began (a\n"
+            "replayed message that fails again must not be replayed again and again).\n"
+            "A dead letter is acknowledged only once its copy is published: a crash loses nothing;\n"
+            "at worst a message is both republished and still dead-lettered.\n"
+            "Stops after --max replayed messages, when no new dead letter has come for --wait\n"
+            "seconds, or when a pull brings only dead letters already seen."
+        ),
+        epilog=(
+            "examples:\n"
+            "  ingest replay --error-class unknown_dataset --dataset loyalty-events --dry-run\n"
+            "  ingest replay --error-class schema_violation --dataset crm-profiles"
+        ),
+        formatter_class=HelpFormatter,
+    )
+    replay.add_argument("--subscription", default=local_stack.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+                        help="dead-letter subscription name, or its full path projects/P/subscriptions/S")
+    replay.add_argument("--topic", default=local_stack.DEFAULT_TOPIC,
+                        help="input topic to republish to: a name, or its full path projects/P/topics/T")
+    replay.add_argument("--project", default=default_project(),
+                        help="project of short names ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+    replay.add_argument("--error-class", action="extend", nargs="+", default=[], metavar="CLASS",
+                        help="replay only dead letters with one of these error classes; repeatable")
+    replay.add_argument("--dataset", action="extend", nargs="+", default=[], metavar="DATASET",
+                        help="replay only dead letters with one of these error_dataset values; repeatable")
+    replay.add_argument("--max", type=_positive_integer, help="stop after replaying this many")
+    replay.add_argument("--wait", type=float, default=5.0,
+                        help="stop when no new dead letter has come for this many seconds")
+    replay.add_argument("--dry-run", action="store_true",
+                        help="print what would be replayed; publish nothing, acknowledge nothing")
+    replay.set_defaults(handler=replay_dead_letters)
+
+
+def replay_dead_letters(args):
+    subscription_path = _resource_path(args.subscription, args.project, "subscriptions")
+    topic_path = _resource_path(args.topic, args.project, "topics")
+    local_stack.check_emulator_host("PUBSUB_EMULATOR_HOST")
+    started_at = datetime.datetime.now(datetime.timezone.utc)
+    seen_message_ids = set()
+    held_ack_ids = []  # dead letters not replayed: released when done, so they stay
+    left_by_class = Counter()
+    newer_count = 0
+    replayed = 0
+    failures = []
+
+    def leave(received):
+        held_ack_ids.append(received.ack_id)
+        left_by_class[received.message.attributes.get("error_class", "none")] += 1
+
+    with pubsub_v1.PublisherClient() as publisher, pubsub_v1.SubscriberClient() as subscriber:
+        _check_topic_exists(publisher, topic_path)
+        logger.info("Replaying dead letters from %s to %s (%s)%s", subscription_path, topic_path,
+                    _pubsub_endpoint(), ", dry run" if args.dry_run else "")
+        try:
+            quiet_until = time.monotonic() + args.wait
+            while args.max is None or replayed < args.max:
+                seconds_left = quiet_until - time.monotonic()
+                if seconds_left <= 0:
+                    break
+                wanted = MAX_MESSAGES_PER_PULL
+                if args.max is not None:
+                    wanted = min(args.max - replayed, MAX_MESSAGES_PER_PULL)
+                received_messages = _pull(subscriber, subscription_path, wanted, seconds_left)
+                new_messages = []
+                for received in received_messages:
+                    if received.message.message_id in seen_message_ids:
+                        held_ack_ids.append(received.ack_id)
+                    else:
+                        seen_message_ids.add(received.message.message_id)
+                        new_messages.append(received)
+                if received_messages and not new_messages:
+                    break  # held dead letters came back past their ack deadline: all have been seen
+                if not new_messages:
+                    continue
+                quiet_until = time.monotonic() + args.wait
+
+                chosen = []
+                for received in new_messages:
+                    if received.message.publish_time > started_at:
+                        newer_count += 1
+                        leave(received)
+                    elif _should_replay(received.message, args):
+                        chosen.append(received)
+                    else:
+                        leave(received)
+                if args.dry_run:
+                    for received in chosen:
+                        print(f"would replay {received.message.message_id} "
+                              f"{_reason_and_payload(received.message)}")
+                        held_ack_ids.append(received.ack_id)
+                    replayed += len(chosen)
+                else:
+                    published, failed = _republish(publisher, topic_path, chosen)
+                    for received, new_message_id in published:
+                        print(f"replayed {received.message.message_id} as {new_message_id} "
+                              f"{_reason_and_payload(received.message)}")
+                    if published:
+                        subscriber.acknowledge(request={
+                            "subscription": subscription_path,
+                            "ack_ids": [received.ack_id for received, _ in published],
+                        })
+                    replayed += len(published)
+                    for received, error in failed:
+                        leave(received)
+                        failures.append(f"{received.message.message_id}: {error!r}")
+                logger.info("%s so far: %d %s, %d left", _count(len(seen_message_ids), "dead letter"), replayed,
+                            "to replay" if args.dry_run else "replayed", sum(left_by_class.values()))
+        finally:
+            _release(subscriber, subscription_path, held_ack_ids)
+
+    left = sum(left_by_class.values())
+    by_class = ", ".join(f"{error_class} {count}" for error_class, count in sorted(left_by_class.items()))
+    left_text = f"{left} left: {by_class}" if left else "0 left"
+    if args.dry_run:
+        logger.info("Dry run: would replay %d of %s (%s); nothing was published or acknowledged.",
+                    replayed, _count(len(seen_message_ids), "dead letter"), left_text)
+    else:
+        logger.info("Replayed %d of %s to %s (%s).",
+                    replayed, _count(len(seen_message_ids), "dead letter"), topic_path, left_text)
+    if newer_count:
+        logger.info("Left alone %s published after the replay began (a replayed message that failed "
+                    "again would be one).", _count(newer_count, "dead letter"))
+    if failures:
+        print(f"error: {_count(len(failures), 'dead letter')} could not be republished and stay on "
+              f"{subscription_path}; the first error: {failures[0]}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _should_replay(message, args):
+    attributes = message.attributes
+    if args.error_class and attributes.get("error_class") not in args.error_class:
+        return False
+    if args.dataset and attributes.get("error_dataset") not in args.dataset:
+        return False
+    return True
+
+
+def _republish(publisher, topic_path, dead_letters):
+    """Publishes a copy of each dead letter, its payload unchanged, with the attributes it had
+    before the pipeline added its error_* ones, and waits for each. Returns the
+    (dead letter, new message id) pairs published and the (dead letter, error) pairs not."""
+    in_flight = []
+    failed = []
+    for received in dead_letters:
+        original_attributes = {name: value for name, value in received.message.attributes.items()
+                               if name not in ERROR_ATTRIBUTES}
+        try:
+            future = publisher.publish(
+                topic_path, received.message.data, retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
+                timeout=PUBSUB_CALL_TIMEOUT_SECONDS, **original_attributes,
+            )
+        except Exception as error:  # e.g. an attribute named like an argument of publish(): topic, timeout
+            failed.append((received, error))
+            continue
+        in_flight.append((received, future))
+    published = []
+    for received, future in in_flight:
+        try:
+            published.append((received, future.result()))
+        except Exception as error:  # whatever made this copy fail: the dead letter stays
+            failed.append((received, error))
+    return published, failed
+
+
+def _reason_and_payload(message):
+    reason = " ".join(f"{name}={_quoted(message.attributes.get(name, ''))}"
+                      for name in ("error_class", "error_dataset"))
+    return f"{reason} payload={_payload_preview(message.data)}"
 
 
 # ---------------------------------------------------------------------------
