@@ -615,20 +615,22 @@ def create_resources(
     pubsub_emulator_host=None,
     bigtable_emulator_host=None,
     allow_real_gcp=False,
+    catalog=None,
 ):
     """Create the topics, subscriptions and table the pipeline needs; existing ones are kept.
 
     Talks to the emulators named by the *_emulator_host arguments, or else by the
     PUBSUB_EMULATOR_HOST and BIGTABLE_EMULATOR_HOST environment variables. Without
     them it refuses, unless allow_real_gcp is set: then it creates real resources in
-    the Google Cloud project (the Bigtable instance must already exist).
+    the Google Cloud project (the Bigtable instance must already exist). The table gets
+    the column families the catalog's datasets need (events kept per retention period).
     """
     with _emulator_environment(pubsub_emulator_host, bigtable_emulator_host):
         if not allow_real_gcp:
             _require_emulators()
         _create_pubsub_resources(project, topic, subscription)
         _create_pubsub_resources(project, dead_letter_topic, dead_letter_subscription)
-        _create_bigtable_table(project, instance, table)
+        _create_bigtable_table(project, instance, table, column_families(catalog))
 
 
 @contextmanager
@@ -706,8 +708,7 @@ def _create_pubsub_resources(project, topic, subscription):
             logger.info("Subscription %s already exists", subscription_path)
 
 
-def _create_bigtable_table(project, instance_id, table_id):
-    families = column_families()
+def _create_bigtable_table(project, instance_id, table_id, families):
     with warnings.catch_warnings():
         # The client warns "Connecting to Bigtable emulator at ..." on every start: not news here.
         warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator", category=RuntimeWarning)

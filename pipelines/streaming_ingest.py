@@ -30,7 +30,7 @@ def build_pipeline(pipeline, options, catalog):
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
 
     _ = records.valid | "WriteProfiles" >> WriteProfiles(
-        options.bigtable_project, options.bigtable_instance, options.bigtable_table)
+        options.bigtable_project, options.bigtable_instance, options.bigtable_table, catalog)
     lake = records.valid | "WriteToLake" >> WriteToLake(
         options.lake_path, catalog, options.window_seconds)
 

@@ -5,14 +5,17 @@ be started here, the tests that need them fail (they are never skipped): a green
 must mean the code was tested.
 """
 import os
+import pathlib
 import uuid
 from dataclasses import asdict, dataclass
 
 import pytest
 
 from ingest import local_stack
+from transforms.catalog import Catalog
 
 TEST_PROJECT = "demo-project"
+EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
 
 
 @dataclass
@@ -100,5 +103,5 @@ def pubsub_resources(emulators):
         instance="test-instance",
         table=f"profiles-{suffix}",
     )
-    local_stack.create_resources(**asdict(resources))
+    local_stack.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
     return resources

@@ -1,6 +1,7 @@
 """The local emulator stack and the `ingest` commands that use it, against the real emulators."""
 import io
 import json
+import pathlib
 import shlex
 import socket
 import time
@@ -9,7 +10,10 @@ import pytest
 from google.cloud import bigtable, pubsub_v1
 
 from ingest import cli, local_stack
+from transforms.catalog import Catalog
 from transforms.profile_store import column_families
+
+EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
 
 
 def pull_messages(subscription_path, expected_count, timeout=10.0):
@@ -66,7 +70,9 @@ def test_create_resources_makes_topics_subscriptions_and_table_and_can_run_again
         .table(pubsub_resources.table)
     )
     assert table.exists()
-    assert set(table.list_column_families()) == set(column_families())
+    catalog = Catalog.load(str(EXAMPLE_CATALOG))
+    assert set(table.list_column_families()) == set(column_families(catalog))
+    assert "events_90d" in column_families(catalog)  # the example event datasets' retention
 
 
 def test_create_resources_refuses_real_google_cloud_without_being_told(monkeypatch):

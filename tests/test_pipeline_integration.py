@@ -18,7 +18,7 @@ import pytest
 from google.cloud import bigtable, pubsub_v1
 
 from transforms.identity import row_key
-from transforms.profile_store import ATTRIBUTES_FAMILY, EVENTS_FAMILY
+from transforms.profile_store import ATTRIBUTES_FAMILY
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +63,8 @@ def expected_profiles(valid):
             continue
         time_ = entity["_repo"]["modifyDate"]
         for pointer, value in flatten(entity):
+            if pointer.startswith("/identityMap/"):
+                continue  # identities are linked, not attributes
             if time_ >= newest.get((key, pointer), ""):
                 newest[(key, pointer)] = time_
                 attributes.setdefault(key, {})[pointer] = value
@@ -106,10 +108,12 @@ def read_profiles(table):
     for row in table.read_rows():
         cells = row.cells
         if ATTRIBUTES_FAMILY in cells:
-            attributes[row.row_key] = {
-                q.decode(): json.loads(c[0].value) for q, c in cells[ATTRIBUTES_FAMILY].items()}
-        if EVENTS_FAMILY in cells:
-            events[row.row_key] = {q.decode() for q in cells[EVENTS_FAMILY]}
+            attributes[row.row_key] = {q.decode(): json.loads(c[0].value)["value"]
+                                       for q, c in cells[ATTRIBUTES_FAMILY].items()}
+        for family, columns in cells.items():
+            if family.startswith("events_"):
+                events.setdefault(row.row_key, set()).update(
+                    json.loads(c[0].value)["event"]["_id"] for c in columns.values())
     return attributes, events
 
 

@@ -16,7 +16,6 @@ from apache_beam.testing.util import assert_that, equal_to
 from transforms.catalog import Catalog
 from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row, to_pubsub_message
 from transforms.lake import WriteParquetPartitions, WriteToLake, arrow_schema
-from transforms.profile_store import ATTRIBUTES_FAMILY, EVENTS_FAMILY, to_bigtable_row
 from transforms.records import FailedMessage, RecordError, RecordParser
 from transforms.validate import ParseAndValidate
 
@@ -95,28 +94,6 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
         {"pointer": "/loyalty/points", "keyword": "type",
          "message": "'5400' is not of type 'integer'"}]
     assert dict(violation["attributes"]) == {"n": "21"}
-
-
-def test_profile_record_becomes_one_cell_per_attribute_at_the_record_time(catalog):
-    parser = RecordParser(catalog)
-    record = parser.parse((EXAMPLES / "records.jsonl").read_bytes().splitlines()[0])
-    row = to_bigtable_row(record)
-    cells = {m.qualifier.decode(): m for m in row._get_mutations()}
-    assert row.row_key.endswith(b"#Email#ada@example.com")
-    assert json.loads(cells["/loyalty/points"].new_value) == 1200
-    assert json.loads(cells["/person/name/firstName"].new_value) == "Ada"
-    assert {c.family for c in cells.values()} == {ATTRIBUTES_FAMILY}
-    expected_micros = int(record.record_time.timestamp() * 1_000_000)
-    assert {c.timestamp_micros for c in cells.values()} == {expected_micros}
-
-
-def test_event_becomes_one_cell_in_the_event_family(catalog):
-    parser = RecordParser(catalog)
-    line = (EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()[0]
-    record = parser.parse(line, {"dataset": "web-events"})
-    mutations = to_bigtable_row(record)._get_mutations()
-    assert [m.family for m in mutations] == [EVENTS_FAMILY]
-    assert json.loads(mutations[0].new_value) == json.loads(line)
 
 
 def test_arrow_schema_is_typed_from_the_json_schema(catalog):

@@ -20,6 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms.schemas import SchemaRegistry, SchemaRegistryError, relative_to
 
 KINDS = ("profile", "event")
+DEFAULT_RETENTION_DAYS = 90
 
 
 class CatalogError(ValueError):
@@ -32,12 +33,14 @@ class Dataset:
     schema_id: str
     kind: str
     feeds_profile: bool
+    retention_days: int = DEFAULT_RETENTION_DAYS  # events kept on the profile this long
 
 
 @dataclasses.dataclass(frozen=True)
 class Catalog:
     datasets: dict  # dataset id -> Dataset
     registry: SchemaRegistry
+    dataset_precedence: tuple = ()  # merge policy: empty for timestamp order
 
     @classmethod
     def load(cls, path):
@@ -61,7 +64,8 @@ class Catalog:
                     f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
                     f"which is not among the {len(registry.schemas)} schemas loaded from "
                     f"{folders}")
-        return cls(datasets=datasets, registry=registry)
+        return cls(datasets=datasets, registry=registry,
+                   dataset_precedence=_parse_merge_policy(path, spec, datasets))
 
     def schema(self, dataset_id):
         return self.registry.schemas[self.datasets[dataset_id].schema_id]
@@ -69,6 +73,21 @@ class Catalog:
     def validator(self, dataset_id):
         """A jsonschema validator for the dataset's schema, with format checks on."""
         return self.registry.validator(self.datasets[dataset_id].schema_id)
+
+
+def _parse_merge_policy(path, spec, datasets):
+    """`merge_policy: timestamp` (the default) or `merge_policy: {dataset_precedence: [...]}`."""
+    policy = spec.get("merge_policy", "timestamp")
+    if policy == "timestamp":
+        return ()
+    order = policy.get("dataset_precedence") if isinstance(policy, dict) else None
+    if not isinstance(order, list) or not order:
+        raise CatalogError(f"{path}: merge_policy is 'timestamp' or "
+                           "{dataset_precedence: [dataset, ...]}")
+    unknown = [d for d in order if d not in datasets]
+    if unknown:
+        raise CatalogError(f"{path}: merge_policy names unknown datasets {unknown}")
+    return tuple(order)
 
 
 def _parse_dataset(path, dataset_id, entry):
@@ -81,7 +100,12 @@ def _parse_dataset(path, dataset_id, entry):
     feeds_profile = entry.get("profile", False)
     if not isinstance(feeds_profile, bool):
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'profile' must be true or false")
-    return Dataset(dataset_id, entry["schema"], kind, feeds_profile)
+    retention_days = entry.get("retention_days", DEFAULT_RETENTION_DAYS)
+    if not isinstance(retention_days, int) or isinstance(retention_days, bool) \
+            or retention_days < 1:
+        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
+                           "whole number of days, at least 1")
+    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days)
 
 
 def _read_document(path):

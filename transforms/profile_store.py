@@ -1,60 +1,235 @@
-"""Profile branch: merges valid records into one Bigtable row per person.
+"""Profile branch: merges records into one Bigtable row per person, exactly.
 
-Layout (see README, "Bigtable layout"):
-- row key: the person's primary identity, see transforms/identity.py.
-- family `attr`: one column per profile attribute, named by its JSON pointer
-  (`/person/name/firstName`), holding the JSON value, with the record's time as the cell
-  time. With one version kept, the newest record's value wins whatever the arrival order.
-- family `event`: one column per experience event, named by its `_id`, holding the event
-  as JSON, with the event's time as the cell time.
+Records are keyed by their primary identity's row key, so one stateful step sees every
+record of a person, one at a time. It folds each into the person's ProfileState (see
+transforms/merge.py), which makes the result a pure function of the set of records,
+and writes only what changed. Within a bundle, all the mutations of a row go in one
+entry of one MutateRows call, in order: Bigtable applies the entries of a call in any
+order, but the mutations of one entry in the order given.
+
+Layout, one table (README, "The profile store"):
+- row key: transforms/identity.py.
+- `attr`: a column per attribute, named by JSON pointer; the value is
+  `{"value": ..., "dataset": ...}`, the cell time the winning record's time.
+- `meta`: columns `reset` (the last create or delete) and `deleted` (the last delete),
+  each the record's time in microseconds.
+- `identity`: in a profile's row, a column per linked identity, `<namespace>#<id>`.
+- `linked`: in an identity's own row, a column per profile it belongs to (its row key).
+- `events_<N>d`: experience events kept N days (the dataset's `retention_days`), a column
+  per event named `<9999999999999 - time in ms>#<_id>`, so a row reads newest first.
 """
+import datetime
 import json
+import logging
+import urllib.parse
 
 import apache_beam as beam
-from apache_beam.io.gcp.bigtableio import WriteToBigTable
+from apache_beam.coders import PickleCoder
+from apache_beam.metrics import Metrics
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from google.cloud.bigtable import column_family
 from google.cloud.bigtable.row import DirectRow
+from google.cloud.bigtable.row_filters import TimestampRange
 
+from transforms import merge
 from transforms.identity import row_key
 from transforms.records import json_pointer
 
 ATTRIBUTES_FAMILY = "attr"
-EVENTS_FAMILY = "event"
+META_FAMILY = "meta"
+IDENTITY_FAMILY = "identity"
+LINKED_FAMILY = "linked"
+RESET_COLUMN = b"reset"
+DELETED_COLUMN = b"deleted"
+MAX_EVENT_MS = 9_999_999_999_999
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
-def column_families():
+def events_family(retention_days):
+    return f"events_{retention_days}d"
+
+
+def column_families(catalog=None):
     """The table's column families and their garbage-collection rules."""
-    return {
+    families = {
         ATTRIBUTES_FAMILY: column_family.MaxVersionsGCRule(1),
-        EVENTS_FAMILY: column_family.MaxVersionsGCRule(1),
+        META_FAMILY: column_family.MaxVersionsGCRule(1),
+        IDENTITY_FAMILY: column_family.MaxVersionsGCRule(1),
+        LINKED_FAMILY: column_family.MaxVersionsGCRule(1),
     }
+    for days in sorted({d.retention_days for d in (catalog.datasets.values() if catalog else [])
+                        if d.feeds_profile and d.kind == "event"}):
+        families[events_family(days)] = column_family.GCRuleUnion([
+            column_family.MaxVersionsGCRule(1),
+            column_family.MaxAgeGCRule(datetime.timedelta(days=days))])
+    return families
+
+
+def identity_column(namespace, identity_id):
+    return f"{urllib.parse.quote(namespace, safe='')}#{identity_id}".encode("utf-8")
+
+
+def event_column(time_us, event_id):
+    return f"{MAX_EVENT_MS - time_us // 1000:013d}#{event_id}".encode("utf-8")
 
 
 class WriteProfiles(beam.PTransform):
-    """Writes the records of profile-enabled datasets to the profile table."""
+    """Merges the records of profile-enabled datasets into the profile table."""
 
-    def __init__(self, project, instance, table):
+    def __init__(self, project, instance, table, catalog):
         super().__init__()
         self.project, self.instance, self.table = project, instance, table
+        self.policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
+        self.retention = {d.id: d.retention_days for d in catalog.datasets.values()}
 
     def expand(self, records):
         return (
             records
             | "KeepProfileDatasets" >> beam.Filter(lambda record: record.feeds_profile)
-            | "ToBigtableRows" >> beam.Map(to_bigtable_row)
-            | "WriteToBigtable" >> WriteToBigTable(self.project, self.instance, self.table))
+            | "KeyByPerson" >> beam.Map(lambda record: (row_key(*record.primary_identity),
+                                                        record))
+            | "MergeIntoBigtable" >> beam.ParDo(_MergeIntoBigtableFn(
+                self.project, self.instance, self.table, self.policy, self.retention)))
 
 
-def to_bigtable_row(record):
-    row = DirectRow(row_key(*record.primary_identity))
-    if record.kind == "event":
-        row.set_cell(EVENTS_FAMILY, record.entity["_id"].encode("utf-8"),
-                     _json_bytes(record.entity), timestamp=record.record_time)
-    else:
-        for pointer, value in leaf_attributes(record.entity):
-            row.set_cell(ATTRIBUTES_FAMILY, pointer.encode("utf-8"), _json_bytes(value),
+class _MergeIntoBigtableFn(beam.DoFn):
+    PROFILE = ReadModifyWriteStateSpec("profile", PickleCoder())
+
+    def __init__(self, project, instance, table, policy, retention):
+        self.project, self.instance, self.table_id = project, instance, table
+        self.policy = policy
+        self.retention = retention
+
+    def setup(self):
+        from google.cloud import bigtable  # the client is not picklable: made on the worker
+        self.table = bigtable.Client(project=self.project).instance(
+            self.instance).table(self.table_id)
+
+    def start_bundle(self):
+        self.rows = {}  # row key -> DirectRow holding this bundle's mutations, in order
+
+    def process(self, element, stored=beam.DoFn.StateParam(PROFILE)):
+        key, record = element
+        state = stored.read()
+        if state is None:
+            state = state_from_row(self.table.read_row(key))
+        self.fold(key, record, state)
+        stored.write(state)
+
+    def fold(self, key, record, state):
+        time_us = _micros(record.record_time)
+        order = merge.order_key(time_us, record.dataset, record.entity)
+        if merge.is_deleted_before(state, order):
+            Metrics.counter("profiles", "older_than_delete_ignored").inc()
+            return
+        attributes = [] if record.kind == "event" else [
+            (pointer, value) for pointer, value in leaf_attributes(record.entity)
+            if not pointer.startswith("/identityMap/")]
+        before_identities = dict(state.identities)
+        before, after = merge.apply(state, self.policy, order, record.dataset,
+                                    record.operation, attributes, identities_of(record))
+        row = self._row(key)
+        if state.reset == order:
+            _replace_cell(row, META_FAMILY, RESET_COLUMN, str(time_us), time_us)
+        if state.deleted == order:
+            self._delete_events_until(key, row, time_us)
+            _replace_cell(row, META_FAMILY, DELETED_COLUMN, str(time_us), time_us)
+        for pointer in before.keys() | after.keys():
+            if before.get(pointer) != after.get(pointer):
+                column = pointer.encode("utf-8")
+                if pointer in after:
+                    winner = after[pointer]
+                    _replace_cell(row, ATTRIBUTES_FAMILY, column, json.dumps(
+                        {"value": winner.value, "dataset": winner.dataset},
+                        ensure_ascii=False), winner.key.time_us)
+                else:
+                    row.delete_cell(ATTRIBUTES_FAMILY, column)
+        for identity in before_identities.keys() | state.identities.keys():
+            linked = state.identities.get(identity)
+            if linked == before_identities.get(identity):
+                continue
+            identity_key = row_key(*identity)
+            identity_row = None if identity_key == key else self._row(identity_key)
+            if linked is None:
+                row.delete_cell(IDENTITY_FAMILY, identity_column(*identity))
+                if identity_row:
+                    identity_row.delete_cell(LINKED_FAMILY, key)
+            else:
+                _replace_cell(row, IDENTITY_FAMILY, identity_column(*identity), b"",
+                              linked.time_us)
+                if identity_row:
+                    _replace_cell(identity_row, LINKED_FAMILY, key, b"", linked.time_us)
+        if record.kind == "event" and record.operation != "delete":
+            family = events_family(self.retention[record.dataset])
+            row.set_cell(family, event_column(time_us, record.entity.get("_id", "")),
+                         json.dumps({"dataset": record.dataset, "event": record.entity},
+                                    ensure_ascii=False),
                          timestamp=record.record_time)
-    return row
+        Metrics.counter("profiles", record.operation).inc()
+
+    def finish_bundle(self):
+        rows = [row for row in self.rows.values() if row._get_mutations()]
+        if rows:
+            failed = [s for s in self.table.mutate_rows(rows) if s.code != 0]
+            if failed:  # the bundle is retried, state included
+                raise RuntimeError(f"{len(failed)} of {len(rows)} Bigtable row mutations "
+                                   f"failed, first: {failed[0].message}")
+        self.rows = {}
+
+    def _row(self, key):
+        if key not in self.rows:
+            self.rows[key] = DirectRow(key)
+        return self.rows[key]
+
+    def _delete_events_until(self, key, row, time_us):
+        """On delete: the person's events up to the delete's time go too."""
+        columns = {}  # family -> event columns, stored or written earlier in this bundle
+        stored = self.table.read_row(key)
+        for family, cells in (stored.cells.items() if stored else []):
+            columns.setdefault(family, set()).update(cells)
+        for mutation in row._get_mutations():
+            if getattr(mutation, "family", "").startswith("events_"):
+                columns.setdefault(mutation.family, set()).add(mutation.qualifier)
+        until = TimestampRange(end=_datetime(time_us + 1000))
+        for family, qualifiers in columns.items():
+            if family.startswith("events_"):
+                row.delete_cells(family, sorted(qualifiers), time_range=until)
+
+
+def _replace_cell(row, family, column, value, time_us):
+    """Deletes every version first: the new cell may be older than the one it replaces."""
+    row.delete_cell(family, column)
+    row.set_cell(family, column, value, timestamp=_datetime(time_us))
+
+
+def state_from_row(row):
+    """A ProfileState rebuilt from a stored row (after a restart the state is empty).
+    Stored cells carry no tie-break: records with equal times may then merge otherwise."""
+    state = merge.ProfileState()
+    if row is None:
+        return state
+    cells = row.cells
+    for qualifier, versions in cells.get(ATTRIBUTES_FAMILY, {}).items():
+        stored = json.loads(versions[0].value)
+        key = merge.OrderKey(_micros(versions[0].timestamp), "")
+        state.candidates[qualifier.decode()] = {
+            stored["dataset"]: merge.Candidate(key, stored["dataset"], stored["value"])}
+    meta = cells.get(META_FAMILY, {})
+    if RESET_COLUMN in meta:
+        state.reset = merge.OrderKey(int(meta[RESET_COLUMN][0].value), "")
+    if DELETED_COLUMN in meta:
+        state.deleted = merge.OrderKey(int(meta[DELETED_COLUMN][0].value), "")
+    for qualifier, versions in cells.get(IDENTITY_FAMILY, {}).items():
+        namespace, _, identity_id = qualifier.decode().partition("#")
+        state.identities[(urllib.parse.unquote(namespace), identity_id)] = merge.OrderKey(
+            _micros(versions[0].timestamp), "")
+    return state
+
+
+def identities_of(record):
+    return sorted({(namespace, identity["id"])
+                   for namespace, entries in (record.entity.get("identityMap") or {}).items()
+                   for identity in entries if isinstance(identity, dict) and identity.get("id")})
 
 
 def leaf_attributes(entity, path=()):
@@ -66,5 +241,9 @@ def leaf_attributes(entity, path=()):
             yield json_pointer(path + (key,)), value
 
 
-def _json_bytes(value):
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+def _micros(moment):
+    return (moment - _EPOCH) // datetime.timedelta(microseconds=1)
+
+
+def _datetime(micros):
+    return datetime.datetime.fromtimestamp(micros / 1_000_000, datetime.timezone.utc)

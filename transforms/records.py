@@ -10,6 +10,8 @@ from transforms.identity import IdentityError, primary_identity
 
 MAX_MESSAGE_BYTES = 1_000_000  # Adobe's streaming limit per request
 MAX_NESTING = 64  # levels of objects and arrays; XDM records use about 10
+MAX_IDENTITIES_PER_RECORD = 20  # Adobe's limit
+OPERATIONS = ("merge", "create", "delete")
 MAX_ERRORS_PER_RECORD = 5
 MAX_ERROR_TEXT = 300
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
@@ -50,6 +52,7 @@ class Record:
     publish_time: datetime.datetime  # None outside Pub/Sub
     payload: bytes  # the message as received, for the dead letter
     attributes: dict
+    operation: str = "merge"  # merge, create or delete (transforms/merge.py)
 
 
 @dataclasses.dataclass
@@ -124,7 +127,17 @@ class RecordParser:
                 f"header.schemaRef.id {schema_ref!r} is not the schema of dataset "
                 f"{dataset_id!r} ({dataset.schema_id})", "/header/schemaRef/id")
 
+        operation = _operation(header, attributes)
+        if operation != "merge" and dataset.kind != "profile":
+            raise RecordError("bad_operation", f"operation {operation!r} applies to profile "
+                              f"records; dataset {dataset_id!r} holds events")
         self._validate(dataset_id, entity)
+        identity_count = sum(len(entries) for entries in (entity.get("identityMap") or {}).values()
+                             if isinstance(entries, list))
+        if identity_count > MAX_IDENTITIES_PER_RECORD:
+            raise RecordError("too_many_identities", f"{identity_count} identities in "
+                              f"identityMap; the limit is {MAX_IDENTITIES_PER_RECORD}",
+                              "/identityMap")
         try:
             primary = primary_identity(entity) if dataset.feeds_profile else None
         except IdentityError as error:
@@ -144,6 +157,7 @@ class RecordParser:
             publish_time=publish_time,
             payload=payload,
             attributes=attributes,
+            operation=operation,
         )
 
     def _validate(self, dataset_id, entity):
@@ -181,6 +195,18 @@ def record_time(kind, entity, header, publish_time):
 
 def json_pointer(path):
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
+
+
+def _operation(header, attributes):
+    """An envelope's header.operations.data (as Adobe's streaming upserts), else the
+    `operation` attribute; `merge` when neither says."""
+    operations = (header or {}).get("operations") if isinstance(header, dict) else None
+    operation = (operations.get("data") if isinstance(operations, dict) else None) \
+        or attributes.get("operation") or "merge"
+    if operation not in OPERATIONS:
+        raise RecordError("bad_operation", f"operation {operation!r} is not one of "
+                          f"{OPERATIONS}", "/header/operations/data")
+    return operation
 
 
 def _open_envelope(document):

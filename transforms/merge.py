@@ -1,0 +1,114 @@
+"""The profile merge: a pure function of the set of records a person has, in any order.
+
+Every record has an order key: (record time in microseconds, tie-break), where the
+tie-break is the SHA-256 of the record's dataset and canonical JSON. So two records
+with the same time are ordered the same way on every run, and a record delivered twice
+is the same record.
+
+- `merge` (the default) sets the attributes it carries.
+- `create` replaces the profile's attributes: those of records before it are gone
+  (its identities and events stay).
+- `delete` removes the profile: attributes, linked identities and events before it.
+  Records after a delete start a new profile.
+
+Which value of an attribute wins among the records after the last create or delete is
+the merge policy's choice: `timestamp` (the newest record's value), or
+`dataset_precedence` (the value of the dataset listed first; newest within a dataset).
+
+ProfileState keeps, per attribute, the newest candidate of each dataset: enough to answer
+for both policies exactly, whatever order records arrive in.
+"""
+import dataclasses
+import hashlib
+import json
+
+MAX_IDENTITIES_PER_PROFILE = 50
+
+
+@dataclasses.dataclass(frozen=True, order=True)
+class OrderKey:
+    time_us: int
+    tiebreak: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    key: OrderKey
+    dataset: str
+    value: object
+
+
+@dataclasses.dataclass(frozen=True)
+class MergePolicy:
+    precedence: tuple = ()  # datasets, most trusted first; empty: timestamp order
+
+    def rank(self, candidate):
+        if not self.precedence:
+            return (candidate.key,)
+        position = (self.precedence.index(candidate.dataset)
+                    if candidate.dataset in self.precedence else len(self.precedence))
+        return (-position, candidate.key)
+
+
+@dataclasses.dataclass
+class ProfileState:
+    candidates: dict = dataclasses.field(default_factory=dict)  # pointer -> {dataset: Candidate}
+    reset: OrderKey = None  # the last create or delete: attributes before it are gone
+    deleted: OrderKey = None  # the last delete: identities and events before it are gone
+    identities: dict = dataclasses.field(default_factory=dict)  # (namespace, id) -> OrderKey
+
+    def winners(self, policy):
+        """pointer -> the Candidate whose value the profile shows."""
+        return {pointer: max(by_dataset.values(), key=policy.rank)
+                for pointer, by_dataset in self.candidates.items()}
+
+
+def order_key(record_time_us, dataset, entity):
+    canonical = json.dumps([dataset, entity], sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    return OrderKey(record_time_us, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+
+
+def apply(state, policy, key, dataset, operation, attributes, identities):
+    """Folds one record into the state. `attributes`: [(pointer, value)]; `identities`:
+    [(namespace, id)]. Returns the winners before and after, for the caller to diff."""
+    before = state.winners(policy)
+    if operation in ("create", "delete") and (state.reset is None or key > state.reset):
+        state.reset = key
+        _forget_attributes_before(state, key)
+    if operation == "delete" and (state.deleted is None or key > state.deleted):
+        state.deleted = key
+        state.identities = {i: k for i, k in state.identities.items() if k >= key}
+    if operation != "delete" and (state.reset is None or key >= state.reset):
+        for pointer, value in attributes:
+            by_dataset = state.candidates.setdefault(pointer, {})
+            current = by_dataset.get(dataset)
+            if current is None or key > current.key:
+                by_dataset[dataset] = Candidate(key, dataset, value)
+    if operation != "delete" and not is_deleted_before(state, key):
+        for identity in identities:
+            if identity not in state.identities or key > state.identities[identity]:
+                state.identities[identity] = key
+        _keep_newest_identities(state)
+    return before, state.winners(policy)
+
+
+def is_deleted_before(state, key):
+    """True for a record older than the profile's last delete: it has no effect at all."""
+    return state.deleted is not None and key < state.deleted
+
+
+def _forget_attributes_before(state, reset):
+    for pointer in list(state.candidates):
+        kept = {d: c for d, c in state.candidates[pointer].items() if c.key >= reset}
+        if kept:
+            state.candidates[pointer] = kept
+        else:
+            del state.candidates[pointer]
+
+
+def _keep_newest_identities(state):
+    if len(state.identities) > MAX_IDENTITIES_PER_PROFILE:
+        newest = sorted(state.identities.items(), key=lambda item: (item[1], item[0]),
+                        reverse=True)[:MAX_IDENTITIES_PER_PROFILE]
+        state.identities = dict(newest)
