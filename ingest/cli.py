@@ -1,5 +1,5 @@
-"""The `ingest` command line: run the local emulator stack, publish test data, validate records
-offline, read and replay dead letters.
+"""The `ingest` command line: run the local emulator stack, create the profile table, publish
+test data, validate records offline, read and replay dead letters, read a merged profile.
 
 Each command is a `add_..._command(commands)` function that adds its sub-parser and
 sets `handler` to the function that runs it: a new command is one more such pair.
@@ -21,10 +21,13 @@ from google.api_core import exceptions as api_exceptions
 from google.api_core import retry
 from google.auth.exceptions import GoogleAuthError
 from google.cloud import pubsub_v1
+from google.cloud.bigtable import column_family as bigtable_column_family
 
 from ingest import local_stack
+from ingest.profiles import open_table, read_profile
 from transforms.catalog import Catalog, CatalogError
 from transforms.dead_letter import ERROR_ATTRIBUTES  # `dead-letter pull` shows them first; `replay` drops them
+from transforms.profile_store import column_families
 from transforms.records import MAX_ERRORS_PER_RECORD, RecordError, RecordParser
 
 logger = logging.getLogger("ingest")
@@ -34,6 +37,7 @@ PAYLOAD_PREVIEW_CHARS = 200
 MAX_MESSAGES_IN_FLIGHT = 1000
 PUBSUB_CALL_TIMEOUT_SECONDS = 60
 MAX_MESSAGES_PER_PULL = 100
+EXAMPLE_CATALOG = "examples/catalog.yaml"  # `local up`'s catalog when run in a clone of this repository
 
 
 class CommandError(Exception):
@@ -75,10 +79,12 @@ def build_parser():
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
     add_local_commands(commands)
+    add_bootstrap_command(commands)
     add_publish_command(commands)
     add_validate_command(commands)
     add_dead_letter_commands(commands)
     add_replay_command(commands)
+    add_profile_commands(commands)
     return parser
 
 
@@ -142,6 +148,9 @@ def add_local_commands(commands):
     up.add_argument("--instance", default=local_stack.DEFAULT_INSTANCE,
                     help="Bigtable instance id (the emulator accepts any)")
     up.add_argument("--table", default=local_stack.DEFAULT_TABLE, help="Bigtable table for the profiles")
+    up.add_argument("--catalog", metavar="FILE",
+                    default=EXAMPLE_CATALOG if os.path.isfile(EXAMPLE_CATALOG) else None,
+                    help="dataset catalog whose event datasets decide the table's event column families")
     up.add_argument("--timeout", type=float, default=local_stack.STARTUP_TIMEOUT_SECONDS,
                     help="seconds to wait for the emulators to be ready")
     up.set_defaults(handler=local_up)
@@ -162,6 +171,7 @@ def _add_state_dir_argument(parser):
 
 
 def local_up(args):
+    catalog = _load_catalog(args.catalog) if args.catalog else None
     stack = local_stack.start(args.state_dir, args.pubsub_port, args.bigtable_port, timeout=args.timeout)
     local_stack.create_resources(
         project=args.project,
@@ -173,7 +183,11 @@ def local_up(args):
         table=args.table,
         pubsub_emulator_host=stack.pubsub.address,
         bigtable_emulator_host=stack.bigtable.address,
+        catalog=catalog,
     )
+    if catalog is None:
+        logger.info("No catalog given: the table has no column families for events yet; "
+                    "`ingest bootstrap --catalog FILE` adds them.")
     for line in local_stack.export_lines(local_stack.environment(stack, args.project)):
         print(line)
     logger.info(
@@ -190,6 +204,77 @@ def local_down(args):
     if not stopped:
         logger.info("No local stack is running from %s.", args.state_dir)
     return 0
+
+
+# ---------------------------------------------------------------------------
+# ingest bootstrap
+
+
+def add_bootstrap_command(commands):
+    bootstrap = commands.add_parser(
+        "bootstrap",
+        help="create or update the Bigtable profile table for a catalog",
+        description=(
+            "Create the Bigtable table of profiles with the column families and garbage-collection\n"
+            "rules the catalog needs (an events_<N>d family per retention period of the event\n"
+            "datasets that feed profiles), on the emulator when BIGTABLE_EMULATOR_HOST is set, else\n"
+            "on Cloud Bigtable (the instance must exist). Safe to run again: an existing table keeps\n"
+            "its data, missing families are added, GC rules that differ from the catalog's are\n"
+            "updated, and families the catalog no longer needs are reported but not deleted."
+        ),
+        epilog="example:\n  ingest bootstrap --catalog examples/catalog.yaml --project my-project --instance profiles",
+        formatter_class=HelpFormatter,
+    )
+    bootstrap.add_argument("--catalog", required=True, metavar="FILE", help="dataset catalog, YAML or JSON")
+    _add_table_arguments(bootstrap)
+    bootstrap.set_defaults(handler=bootstrap_table)
+
+
+def _add_table_arguments(parser):
+    parser.add_argument("--project", default=default_project(),
+                        help="project of the Bigtable instance ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument("--instance", default=local_stack.DEFAULT_INSTANCE, help="Bigtable instance id")
+    parser.add_argument("--table", default=local_stack.DEFAULT_TABLE, help="Bigtable table of profiles")
+
+
+def bootstrap_table(args):
+    catalog = _load_catalog(args.catalog)
+    local_stack.check_emulator_host("BIGTABLE_EMULATOR_HOST")
+    logger.info("Bootstrapping table %s of instance %s in project %s (%s)",
+                args.table, args.instance, args.project, _bigtable_endpoint())
+    families = column_families(catalog)
+    setup = local_stack.create_or_update_table(args.project, args.instance, args.table, families)
+    print(f"Created table {setup.name}:" if setup.created else f"Table {setup.name} exists:")
+    width = max(len(family) for family in setup.families)
+    for family, outcome in setup.families.items():
+        if outcome == local_stack.FAMILY_NOT_USED:
+            print(f"  {family:<{width}}  {outcome} (kept, with its data)")
+        else:
+            print(f"  {family:<{width}}  {outcome:<12}  {describe_gc_rule(families[family])}")
+    return 0
+
+
+def describe_gc_rule(rule):
+    """A garbage-collection rule in words: what a cell must satisfy to be kept."""
+    if isinstance(rule, bigtable_column_family.MaxVersionsGCRule):
+        return f"newest {_count(rule.max_num_versions, 'version')}"
+    if isinstance(rule, bigtable_column_family.MaxAgeGCRule):
+        if rule.max_age % datetime.timedelta(days=1):
+            return f"at most {rule.max_age} old"
+        return f"at most {_count(rule.max_age.days, 'day')} old"
+    # A union collects a cell that any of its rules would; an intersection one that all would.
+    if isinstance(rule, bigtable_column_family.GCRuleUnion):
+        return " and ".join(describe_gc_rule(part) for part in rule.rules)
+    if isinstance(rule, bigtable_column_family.GCRuleIntersection):
+        return " or ".join(describe_gc_rule(part) for part in rule.rules)
+    return "every version, forever"
+
+
+def _load_catalog(path):
+    try:
+        return Catalog.load(path)
+    except CatalogError as error:
+        raise UsageError(str(error)) from None
 
 
 # ---------------------------------------------------------------------------
@@ -367,10 +452,7 @@ def _positive_integer(text):
 
 
 def validate_files(args):
-    try:
-        catalog = Catalog.load(args.catalog)
-    except CatalogError as error:
-        raise UsageError(str(error)) from None
+    catalog = _load_catalog(args.catalog)
     for path in args.files:
         if path != "-" and not os.path.isfile(path):
             raise UsageError(f"no such file: {path}")
@@ -780,6 +862,54 @@ def _reason_and_payload(message):
 
 
 # ---------------------------------------------------------------------------
+# ingest profile get
+
+
+def add_profile_commands(commands):
+    profile = commands.add_parser(
+        "profile",
+        help="read merged profiles from Bigtable",
+        description="Read the merged profiles the pipeline keeps in Bigtable.",
+        formatter_class=HelpFormatter,
+    )
+    profile_commands = profile.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    get = profile_commands.add_parser(
+        "get",
+        help="print the merged profile an identity belongs to, as JSON",
+        description=(
+            "Print, as JSON, the merged profile that an identity belongs to: any identity linked\n"
+            "to the profile finds it, not only its primary one. Each attribute comes with its value,\n"
+            "dataset and record time; then the linked identities and the newest events.\n"
+            "Exit status 1 when no profile has the identity."
+        ),
+        epilog="example:\n  ingest profile get --namespace Email --id ada@example.com --events 5",
+        formatter_class=HelpFormatter,
+    )
+    get.add_argument("--namespace", required=True, help="identity namespace, as in identityMap (Email, ECID, ...)")
+    get.add_argument("--id", required=True, help="the identity's id in that namespace")
+    _add_table_arguments(get)
+    get.add_argument("--events", type=_positive_integer, default=20, help="show at most this many events, newest first")
+    get.set_defaults(handler=get_profile)
+
+
+def get_profile(args):
+    local_stack.check_emulator_host("BIGTABLE_EMULATOR_HOST")
+    table = open_table(args.project, args.instance, args.table)
+    try:
+        profile = read_profile(table, args.namespace, args.id, max_events=args.events)
+    except api_exceptions.NotFound:
+        raise CommandError(
+            f"table {table.name} does not exist ({_bigtable_endpoint()}); `ingest bootstrap --catalog FILE` creates it"
+        ) from None
+    if profile is None:
+        print(f"No profile has identity {args.namespace} {args.id!r} in table {table.name} ({_bigtable_endpoint()}).",
+              file=sys.stderr)
+        return 1
+    print(json.dumps(profile, indent=2, ensure_ascii=False))
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # shared
 
 
@@ -797,6 +927,13 @@ def _resource_path(name, project, kind):
     if "/" in name:
         raise CommandError(f"expected a name or projects/PROJECT/{kind}/NAME, got {name!r}")
     return f"projects/{project}/{kind}/{name}"
+
+
+def _bigtable_endpoint():
+    host = os.environ.get("BIGTABLE_EMULATOR_HOST")
+    if host:
+        return f"Bigtable emulator at {host}"
+    return "Cloud Bigtable: BIGTABLE_EMULATOR_HOST is not set"
 
 
 def _pubsub_endpoint():

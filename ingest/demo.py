@@ -17,9 +17,11 @@ from google.cloud import pubsub_v1
 
 from ingest import cli, local_stack
 from ingest.profiles import open_table, read_profile
+from transforms.catalog import Catalog
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+CATALOG = EXAMPLES / "catalog.yaml"
 STATE_DIR = ROOT / ".local-stack-demo"
 LAKE = ROOT / "demo-lake"
 WINDOW_SECONDS = 5
@@ -38,7 +40,7 @@ def main():
         os.environ.update(local_stack.environment(stack, NAMES["project"]))
         say(f"Pub/Sub emulator on {stack.pubsub.address}, Bigtable emulator on "
             f"{stack.bigtable.address}")
-        local_stack.create_resources(**NAMES)
+        local_stack.create_resources(**NAMES, catalog=Catalog.load(str(CATALOG)))
 
         step("Starting the streaming pipeline on the DirectRunner")
         shutil.rmtree(LAKE, ignore_errors=True)
@@ -157,10 +159,18 @@ def show_profile(namespace, identity_id):
         print("   (not found)")
         return
     for pointer, cell in profile["attributes"].items():
-        print(f"   {pointer:32} {json.dumps(cell['value'])[:60]:62} from {cell['time']}")
-    print(f"   and {len(profile['events'])} events, newest first:")
+        print(f"   {pointer:30} {json.dumps(cell['value'])[:32]:34} {cell['dataset']} "
+              f"{cell['time']}")
+    identities = ", ".join(f"{i['namespace']} {i['id']}" for i in profile["identities"])
+    print(f"   linked identities: {identities}")
+    print(f"   {len(profile['events'])} events, newest first:")
     for event in profile["events"]:
         print(f"   {event['time']}  {event['eventType']:32} {event['_id']}")
+    ecid = next((i["id"] for i in profile["identities"] if i["namespace"] == "ECID"), None)
+    if ecid:
+        found = read_profile(table, "ECID", ecid)
+        print(f"   looked up by her ECID instead: the same profile: "
+              f"{found is not None and found['key'] == profile['key']}")
 
 
 def show_lake():

@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from google.api_core import retry
-from google.api_core.exceptions import AlreadyExists
+from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import bigtable, pubsub_v1
 
 from transforms.profile_store import column_families
@@ -630,7 +630,7 @@ def create_resources(
             _require_emulators()
         _create_pubsub_resources(project, topic, subscription)
         _create_pubsub_resources(project, dead_letter_topic, dead_letter_subscription)
-        _create_bigtable_table(project, instance, table, column_families(catalog))
+        _log_table_setup(create_or_update_table(project, instance, table, column_families(catalog)))
 
 
 @contextmanager
@@ -708,7 +708,30 @@ def _create_pubsub_resources(project, topic, subscription):
             logger.info("Subscription %s already exists", subscription_path)
 
 
-def _create_bigtable_table(project, instance_id, table_id, families):
+# What create_or_update_table did to each column family.
+FAMILY_CREATED = "created"
+FAMILY_RULE_UPDATED = "updated rule"
+FAMILY_UNCHANGED = "unchanged"
+FAMILY_NOT_USED = "not used by the catalog"
+
+
+@dataclass
+class TableSetup:
+    """What create_or_update_table did: the table's full name, whether it was created, and
+    each column family's outcome (one of the FAMILY_* values)."""
+
+    name: str
+    created: bool
+    families: dict
+
+
+def create_or_update_table(project, instance_id, table_id, families):
+    """Create the Bigtable table with the column families given (name -> GC rule), or bring
+    an existing one up to date: add the missing families and set the GC rules that differ.
+
+    An existing table keeps its data. Families it has that are not in `families` are kept
+    too, and reported as FAMILY_NOT_USED: deleting one would delete its data.
+    """
     with warnings.catch_warnings():
         # The client warns "Connecting to Bigtable emulator at ..." on every start: not news here.
         warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator", category=RuntimeWarning)
@@ -716,16 +739,36 @@ def _create_bigtable_table(project, instance_id, table_id, families):
         table = client.instance(instance_id).table(table_id)
     try:
         table.create(column_families=families)
-        logger.info("Created Bigtable table %s with column families %s", table.name, ", ".join(families))
-        return
+        return TableSetup(table.name, created=True, families={family: FAMILY_CREATED for family in families})
     except AlreadyExists:
         pass
-    # The table was made earlier: add the column families defined since then.
+    except NotFound as error:
+        raise LocalStackError(
+            f"Cannot create table {table.name}: {error.message} (on Cloud Bigtable the instance must exist first)"
+        ) from None
+
     existing = table.list_column_families()
-    added = [family for family in families if family not in existing]
-    for family in added:
-        table.column_family(family, gc_rule=families[family]).create()
-    if added:
-        logger.info("Bigtable table %s already exists; added column families %s", table.name, ", ".join(added))
-    else:
-        logger.info("Bigtable table %s already exists", table.name)
+    outcomes = {}
+    for family, gc_rule in families.items():
+        if family not in existing:
+            table.column_family(family, gc_rule=gc_rule).create()
+            outcomes[family] = FAMILY_CREATED
+        elif existing[family].gc_rule != gc_rule:
+            table.column_family(family, gc_rule=gc_rule).update()
+            outcomes[family] = FAMILY_RULE_UPDATED
+        else:
+            outcomes[family] = FAMILY_UNCHANGED
+    for family in sorted(existing.keys() - families.keys()):
+        outcomes[family] = FAMILY_NOT_USED
+    return TableSetup(table.name, created=False, families=outcomes)
+
+
+def _log_table_setup(setup):
+    if setup.created:
+        logger.info("Created Bigtable table %s with column families %s", setup.name, ", ".join(setup.families))
+        return
+    logger.info("Bigtable table %s already exists", setup.name)
+    for outcome in (FAMILY_CREATED, FAMILY_RULE_UPDATED, FAMILY_NOT_USED):
+        families = [family for family, done in setup.families.items() if done == outcome]
+        if families:
+            logger.info("  column families %s: %s", outcome, ", ".join(families))

@@ -18,25 +18,37 @@ def open_table(project, instance, table):
 
 
 def read_profile(table, namespace, identity_id, max_events=20):
-    """The profile that the identity belongs to, or None.
+    """The profile an identity belongs to, or None.
 
-    An identity that another profile has linked leads to that profile (the one that
-    linked it last); otherwise to the profile keyed by the identity itself.
+    Records are keyed by their primary identity, so one person can have several rows: the
+    profile records' (keyed, say, by Email) and events keyed by a device id (ECID) before
+    the person signed in. The lookup finds the row with profile attributes: the
+    identity's own, else the newest that linked it; else the identity's own row of
+    events. The events shown are those of every row keyed by one of the profile's
+    identities, newest first.
     """
-    own_key = row_key(namespace, identity_id)
-    row = table.read_row(own_key)
+    row = table.read_row(row_key(namespace, identity_id))
     if row is None:
         return None
-    linked = row.cells.get(LINKED_FAMILY, {})
-    if linked:
-        newest = max(linked.items(), key=lambda item: item[1][0].timestamp)[0]
-        row = table.read_row(newest) or row
+    if ATTRIBUTES_FAMILY not in row.cells:
+        linked = sorted(row.cells.get(LINKED_FAMILY, {}).items(),
+                        key=lambda item: item[1][0].timestamp, reverse=True)
+        for key, _ in linked:
+            candidate = table.read_row(key)
+            if candidate is not None and ATTRIBUTES_FAMILY in candidate.cells:
+                row = candidate
+                break
     if not (set(row.cells) - {LINKED_FAMILY}):
         return None
-    return _profile(row, max_events)
+    profile = _profile(row)
+    event_rows = [row] + [table.read_row(row_key(i["namespace"], i["id"]))
+                          for i in profile["identities"]
+                          if row_key(i["namespace"], i["id"]) != row.row_key]
+    profile["events"] = _events([r for r in event_rows if r is not None], max_events)
+    return profile
 
 
-def _profile(row, max_events):
+def _profile(row):
     cells = row.cells
     attributes = {}
     for qualifier, versions in sorted(cells.get(ATTRIBUTES_FAMILY, {}).items()):
@@ -48,20 +60,26 @@ def _profile(row, max_events):
         namespace, _, identity_id = qualifier.decode().partition("#")
         identities.append({"namespace": urllib.parse.unquote(namespace), "id": identity_id,
                            "linked": versions[0].timestamp.isoformat()})
-    events = []
-    for family, columns in cells.items():
-        if family.startswith("events_"):
-            for qualifier, versions in columns.items():
-                stored = json.loads(versions[0].value)
-                events.append((qualifier, {
-                    "_id": stored["event"].get("_id"), "dataset": stored["dataset"],
-                    "time": versions[0].timestamp.isoformat(),
-                    "eventType": stored["event"].get("eventType"), "event": stored["event"]}))
-    events = [event for _, event in sorted(events, key=lambda item: item[0])][:max_events]
     meta = cells.get(META_FAMILY, {})
     return {"key": row.row_key.decode("utf-8", "replace"), "attributes": attributes,
-            "identities": identities, "events": events,
+            "identities": identities,
             **{f"last_{name.decode()}": _time(meta[name][0].value) for name in meta}}
+
+
+def _events(rows, max_events):
+    """Events of the rows, newest first (their column names sort that way), each once."""
+    events = {}
+    for row in rows:
+        for family, columns in row.cells.items():
+            if family.startswith("events_"):
+                for qualifier, versions in columns.items():
+                    stored = json.loads(versions[0].value)
+                    events[qualifier] = {
+                        "_id": stored["event"].get("_id"), "dataset": stored["dataset"],
+                        "time": versions[0].timestamp.isoformat(),
+                        "eventType": stored["event"].get("eventType"),
+                        "event": stored["event"]}
+    return [events[q] for q in sorted(events)][:max_events]
 
 
 def _time(micros):

@@ -17,7 +17,7 @@ from apache_beam.options.pipeline_options import (
 from transforms.catalog import Catalog, CatalogError
 from transforms.dead_letter import DeadLetter
 from transforms.lake import WriteToLake
-from transforms.profile_store import WriteProfiles
+from transforms.profile_store import WriteProfiles, column_families
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
 
@@ -129,6 +129,30 @@ def check_options(options):
     return problems
 
 
+def check_profile_table(options, catalog):
+    """The profile table must have the column families the catalog needs: writing to a
+    missing one fails only after the client's retries, and then stops the pipeline."""
+    from google.api_core import exceptions, retry
+    from google.cloud import bigtable
+    client = bigtable.Client(project=options.bigtable_project, admin=True)
+    table = client.instance(options.bigtable_instance).table(options.bigtable_table)
+    try:
+        existing = client.table_admin_client.get_table(
+            request={"name": table.name}, retry=retry.Retry(timeout=20), timeout=20
+        ).column_families
+    except exceptions.NotFound:
+        existing = None
+    except exceptions.GoogleAPIError as error:
+        return f"cannot read the profile table {table.name}: {error}"
+    missing = sorted(set(column_families(catalog)) - set(existing or ()))
+    if existing is None or missing:
+        found = "does not exist" if existing is None else f"lacks families {missing}"
+        return (f"the profile table {table.name} {found}; create it with: ingest bootstrap "
+                f"--catalog {options.catalog} --project {options.bigtable_project} "
+                f"--instance {options.bigtable_instance} --table {options.bigtable_table}")
+    return None
+
+
 def run(argv=None):
     options = parse_options(sys.argv[1:] if argv is None else argv)
     ingest = options.view_as(IngestOptions)
@@ -137,6 +161,9 @@ def run(argv=None):
     except CatalogError as error:
         sys.exit(f"error: {error}")
     logging.info("catalog %s: datasets %s", ingest.catalog, ", ".join(sorted(catalog.datasets)))
+    problem = check_profile_table(ingest, catalog)
+    if problem:
+        sys.exit(f"error: {problem}")
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, ingest, catalog)
     result = pipeline.run()

@@ -115,7 +115,7 @@ def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, c
     assert attributes["/homeAddress/city"] == "Cambridge"
     assert attributes["/mobilePhone/number"] == "+447700900815"  # only the second had it
     assert ada["attributes"]["/loyalty/points"]["dataset"] == "crm-profiles"
-    assert [e["_id"] for e in ada["events"]] == ["evt-ada-0005", "evt-ada-0004", "evt-ada-0003"]
+    assert [e["_id"] for e in ada["events"]] == ["evt-ada-0005", "evt-ada-0004", "evt-ada-0003", "evt-ada-0002", "evt-ada-0001"]
     assert ("CRMID", "CRM-000815") in {(i["namespace"], i["id"]) for i in ada["identities"]}
     for identity in ada["identities"]:  # every linked identity finds her
         found = read_profile(table, identity["namespace"], identity["id"])
