@@ -9,8 +9,10 @@ import json
 import os
 import pathlib
 
+import pyarrow as pa
 import pytest
 
+from transforms.lake import ADDITIONAL, arrow_schema_of, to_arrow_row
 from transforms.schemas import SchemaRegistry, SchemaRegistryError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -95,6 +97,32 @@ def test_every_example_broken_by_a_wrong_type_or_a_missing_required_field_is_rej
     # The other 10 have no typed or required field at their root (adhoc's `{}`, the
     # descriptors' oneOf): nothing there for one wrong type or missing field to break.
     assert mutated_examples >= 580
+
+
+def test_every_example_becomes_a_typed_arrow_row_that_keeps_every_field(corpus, registry):
+    failures = {}
+    for example, schema_id in examples_with_their_schema(corpus, registry):
+        instance = json.loads(example.read_text())
+        try:
+            schema = arrow_schema_of(registry, schema_id)
+            table = pa.Table.from_pylist([to_arrow_row(instance, schema)], schema=schema)
+            assert_kept(instance, table.to_pylist()[0], list(schema))
+        except Exception as error:
+            failures[example.name] = repr(error)[:300]
+    assert failures == {}
+
+
+def assert_kept(original, stored, fields):
+    """Every key of the original is in its typed column or in `_additional`, not lost."""
+    named = {f.name: f for f in fields}
+    additional = json.loads(stored.get(ADDITIONAL) or "{}")
+    for key, value in original.items():
+        if key not in named:
+            assert additional[key] == value, key
+        elif value is not None and pa.types.is_struct(named[key].type):
+            assert_kept(value, stored[key], list(named[key].type))
+        else:
+            assert stored[key] is not None or value is None, key
 
 
 def root_properties(registry, schema_id):

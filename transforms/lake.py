@@ -1,14 +1,16 @@
 """Lake branch: every valid record as typed Parquet, one folder per dataset and hour.
 
-Files land at `<lake>/<dataset>/date=YYYY-MM-DD/hour=HH/part-<window>-<shard>-<pane>.parquet`.
+Files land at
+`<lake>/<dataset>/date=YYYY-MM-DD/hour=HH/part-<window>-<shard>-<pane>-<run>.parquet`.
 Partitions follow ingestion time: each record is stamped with the time the pipeline took
 it in, so a record whose own timestamp is hours old is never late for its window (the
 DirectRunner's Pub/Sub watermark is wall-clock time, and windows drop late data without a
 word). The record's own time is the `_record_time` column.
 
 A file is written under a hidden temporary name and renamed when complete, so a reader
-never sees half a file; its name is a function of window, dataset, shard and pane, so a
-retried bundle overwrites its own file instead of adding a copy.
+never sees half a file; its name is a function of window, dataset, shard, pane and run
+(an id made when the pipeline is built), so a retried bundle overwrites its own file
+instead of adding a copy, and a restarted pipeline adds files beside the last run's.
 """
 import datetime
 import json
@@ -28,8 +30,10 @@ from transforms.records import FailedMessage
 
 FAILED = "failed"
 JSON_TEXT = {b"encoding": b"json"}  # field metadata: the column holds JSON text
+ADDITIONAL = "_additional"  # in an open object: the properties its schema does not name
 MAX_SCHEMA_DEPTH = 16
 UTC = datetime.timezone.utc
+MAX_TIME = datetime.datetime.max.replace(tzinfo=UTC)
 
 METADATA_FIELDS = [
     pa.field("_record_time", pa.timestamp("us", tz="UTC")),
@@ -81,22 +85,31 @@ class WriteParquetPartitions(beam.PTransform):
 
 def arrow_schema(catalog, dataset_id):
     """The dataset's Arrow schema, derived from its JSON Schema, metadata columns last."""
-    schema_id = catalog.datasets[dataset_id].schema_id
-    root = _arrow_type(catalog.registry.schemas[schema_id], catalog.registry.resolver(schema_id), 0)
+    try:
+        return arrow_schema_of(catalog.registry, catalog.datasets[dataset_id].schema_id)
+    except ValueError as error:
+        raise ValueError(f"dataset {dataset_id!r}: {error}") from error
+
+
+def arrow_schema_of(registry, schema_id):
+    root = _arrow_type(registry.schemas[schema_id], registry.resolver(schema_id), 0)
+    if root is None:  # a schema that names no properties: the whole record as JSON text
+        root = pa.struct([pa.field(ADDITIONAL, pa.string(), metadata=JSON_TEXT)])
     if not pa.types.is_struct(root):
-        raise ValueError(f"dataset {dataset_id!r}: the schema of a record must be an object")
+        raise ValueError(f"schema {schema_id}: a record must be an object, not {root}")
     return pa.schema(list(root) + METADATA_FIELDS)
 
 
 def _arrow_type(node, resolver, depth):
     node, resolver = _resolve(node, resolver)
     if depth > MAX_SCHEMA_DEPTH or not isinstance(node, dict):
-        return pa.string()
+        return None
     json_type = node.get("type")
     if isinstance(json_type, list):
         non_null = [t for t in json_type if t != "null"]
         json_type = non_null[0] if len(non_null) == 1 else None
-    if json_type is None and "properties" in node:
+    properties, is_open = _object_properties(node, resolver)
+    if json_type is None and properties:
         json_type = "object"
     if json_type == "string":
         return {"date-time": pa.timestamp("us", tz="UTC"), "date": pa.date32()}.get(
@@ -109,12 +122,31 @@ def _arrow_type(node, resolver, depth):
         return pa.bool_()
     if json_type == "array" and isinstance(node.get("items"), dict):
         return pa.list_(_field("item", node["items"], resolver, depth))
-    if json_type == "object" and node.get("properties"):
-        return pa.struct([_field(name, sub, resolver, depth)
-                          for name, sub in node["properties"].items()])
+    if json_type == "object" and properties:
+        fields = [_field(name, sub, sub_resolver, depth)
+                  for name, (sub, sub_resolver) in properties.items()]
+        if is_open:  # what the schema does not name is kept, as JSON text
+            fields.append(pa.field(ADDITIONAL, pa.string(), metadata=JSON_TEXT))
+        return pa.struct(fields)
     if json_type == "object" and isinstance(node.get("additionalProperties"), dict):
         return pa.map_(pa.string(), _field("value", node["additionalProperties"], resolver, depth))
     return None  # open: kept as JSON text
+
+
+def _object_properties(node, resolver):
+    """An object schema's properties, its own and its allOf parts', and whether it lets
+    other properties in (JSON Schema's default)."""
+    properties, is_open = {}, node.get("additionalProperties", True) is not False
+    for name, sub in node.get("properties", {}).items():
+        properties[name] = (sub, resolver)
+    for part in node.get("allOf", []):
+        part, part_resolver = _resolve(part, resolver)
+        if isinstance(part, dict):
+            part_properties, part_open = _object_properties(part, part_resolver)
+            for name, value in part_properties.items():
+                properties.setdefault(name, value)
+            is_open = is_open and part_open
+    return properties, is_open or "patternProperties" in node
 
 
 def _field(name, node, resolver, depth):
@@ -133,14 +165,28 @@ def _resolve(node, resolver):
 
 def to_arrow_row(entity, schema):
     """A record as a dict of Python values that pyarrow converts to the schema's types."""
-    return {f.name: _to_arrow_value(entity.get(f.name), f) for f in schema}
+    return _struct_value(entity, schema)
+
+
+def _struct_value(value, fields):
+    row = {f.name: _to_arrow_value(value.get(f.name), f) for f in fields
+           if f.name != ADDITIONAL}
+    if any(f.name == ADDITIONAL for f in fields):
+        named = {f.name for f in fields}
+        additional = {k: v for k, v in value.items() if k not in named}
+        row[ADDITIONAL] = _json_text(additional) if additional else None
+    return row
+
+
+def _json_text(value):
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _to_arrow_value(value, field):
     if value is None:
         return None
     if field.metadata == JSON_TEXT:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        return _json_text(value)
     arrow_type = field.type
     if pa.types.is_timestamp(arrow_type):
         parsed = datetime.datetime.fromisoformat(value)
@@ -149,8 +195,10 @@ def _to_arrow_value(value, field):
         return datetime.date.fromisoformat(value)
     if pa.types.is_float64(arrow_type):
         return float(value)
+    if pa.types.is_int64(arrow_type) and isinstance(value, float):
+        return int(value)  # JSON Schema's integer takes 5.0; validation vouched for it
     if pa.types.is_struct(arrow_type):
-        return {f.name: _to_arrow_value(value.get(f.name), f) for f in arrow_type}
+        return _struct_value(value, list(arrow_type))
     if pa.types.is_map(arrow_type):
         return [(k, _to_arrow_value(v, arrow_type.item_field)) for k, v in value.items()]
     if pa.types.is_list(arrow_type):
@@ -181,7 +229,9 @@ class _ToLakeRowFn(beam.DoFn):
                 error_pointer="", step="write_to_lake", dataset=record.dataset,
                 message_id=record.message_id, publish_time=record.publish_time))
             return
-        shard = zlib.crc32(record.message_id.encode("utf-8")) % self.shards
+        # By _id, so that copies of a record meet in one file, where they are written once.
+        shard_by = str(record.entity.get("_id", record.message_id))
+        shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
         yield window.TimestampedValue(((record.dataset, shard), row), ingested_at)
 
 
@@ -189,23 +239,45 @@ class _WriteParquetFn(beam.DoFn):
     def __init__(self, lake_path, schemas):
         self.lake_path = lake_path
         self.schemas = schemas
+        # Made when the pipeline is built, so the same in every retry of a bundle but new
+        # in every run: a restarted pipeline must not overwrite the files of the run before
+        # it that fell in the same window.
+        self.run_id = uuid.uuid4().hex[:8]
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         (dataset, shard), rows = element
-        rows = list(rows)
-        path = partition_file_path(self.lake_path, dataset, window, shard, pane.index)
+        rows = once_per_id(rows)
+        path = partition_file_path(self.lake_path, dataset, window, shard, pane.index,
+                                   self.run_id)
         table = pa.Table.from_pylist(rows, schema=self.schemas[dataset])
         write_atomically(path, table)
         Metrics.counter("lake_rows", dataset).inc(len(rows))
         yield path
 
 
-def partition_file_path(lake_path, dataset, window, shard, pane_index):
+def once_per_id(rows):
+    """Rows with the same `_id` (a redelivery, a publisher's retry) are written once: the
+    first published. Rows without an `_id` are all kept."""
+    by_id, without_id = {}, []
+    for row in rows:
+        record_id = row.get("_id")
+        if record_id is None:
+            without_id.append(row)
+        elif record_id not in by_id or _first(row) < _first(by_id[record_id]):
+            by_id[record_id] = row
+    return list(by_id.values()) + without_id
+
+
+def _first(row):
+    return (row["_publish_time"] or MAX_TIME, row["_message_id"] or "")
+
+
+def partition_file_path(lake_path, dataset, window, shard, pane_index, run_id):
     start = window.start.to_utc_datetime(has_tz=True)
     end = window.end.to_utc_datetime(has_tz=True)
     return posixpath.join(
         lake_path, dataset, f"date={start:%Y-%m-%d}", f"hour={start:%H}",
-        f"part-{start:%Y%m%dT%H%M%S}-{end:%H%M%S}-{shard:03d}-{pane_index}.parquet")
+        f"part-{start:%Y%m%dT%H%M%S}-{end:%H%M%S}-{shard:03d}-{pane_index}-{run_id}.parquet")
 
 
 def write_atomically(path, table):
