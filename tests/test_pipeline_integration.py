@@ -126,6 +126,24 @@ def read_lake(lake_path):
     return dataset.to_table(columns=["_id"]).column("_id").to_pylist()
 
 
+def dead_letter_collector(resources, key_attribute, collected, expected):
+    """A condition for wait_until: pulls dead letters into `collected`, by the value of
+    their `key_attribute`, until there are `expected` of them."""
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = resources.dead_letter_subscription_path
+
+    def pull():
+        response = subscriber.pull(subscription=subscription, max_messages=100, timeout=10)
+        for received in response.received_messages:
+            collected[received.message.attributes[key_attribute]] = received.message
+        if response.received_messages:
+            subscriber.acknowledge(subscription=subscription,
+                                   ack_ids=[r.ack_id for r in response.received_messages])
+        return len(collected) >= expected
+
+    return pull
+
+
 def read_errors(lake_path):
     files = list((lake_path / "_errors").glob("date=*/hour=*/part-*.parquet"))
     return [row for f in files for row in pq.read_table(f).to_pylist()]
@@ -159,21 +177,10 @@ def test_stream_lands_in_bigtable_and_lake_and_failures_in_the_dead_letter(
         wait_until(lambda: read_profiles(table) == (want_attributes, want_events),
                    "the merged profiles in Bigtable", pipeline, log_path)
 
-        subscriber = pubsub_v1.SubscriberClient()
         dead_letters = {}
-
-        def pull_dead_letters():
-            response = subscriber.pull(subscription=pubsub_resources.dead_letter_subscription_path,
-                                       max_messages=100, timeout=10)
-            for received in response.received_messages:
-                dead_letters[received.message.attributes["line"]] = received.message
-            if response.received_messages:
-                subscriber.acknowledge(
-                    subscription=pubsub_resources.dead_letter_subscription_path,
-                    ack_ids=[r.ack_id for r in response.received_messages])
-            return len(dead_letters) >= len(EXPECTED_FAILURES)
-
-        wait_until(pull_dead_letters, "the dead letters", pipeline, log_path)
+        wait_until(dead_letter_collector(pubsub_resources, "line", dead_letters,
+                                         len(EXPECTED_FAILURES)),
+                   "the dead letters", pipeline, log_path)
         assert {int(line): m.attributes["error_class"] for line, m in dead_letters.items()} \
             == EXPECTED_FAILURES
         for line, message in dead_letters.items():
@@ -266,21 +273,9 @@ def test_bad_messages_of_every_class_reach_both_dead_letters_and_block_no_valid_
     pipeline = start_pipeline(pubsub_resources, lake_path, emulators)
     try:
         publish(pubsub_resources.topic_path, messages)
-        subscriber = pubsub_v1.SubscriberClient()
         dead_letters = {}
-
-        def pull_dead_letters():
-            response = subscriber.pull(subscription=pubsub_resources.dead_letter_subscription_path,
-                                       max_messages=100, timeout=10)
-            for received in response.received_messages:
-                dead_letters[received.message.attributes["case"]] = received.message
-            if response.received_messages:
-                subscriber.acknowledge(
-                    subscription=pubsub_resources.dead_letter_subscription_path,
-                    ack_ids=[r.ack_id for r in response.received_messages])
-            return len(dead_letters) >= len(bad)
-
-        wait_until(pull_dead_letters, "a dead letter of every class", pipeline, log_path)
+        wait_until(dead_letter_collector(pubsub_resources, "case", dead_letters, len(bad)),
+                   "a dead letter of every class", pipeline, log_path)
         assert {case: m.attributes["error_class"] for case, m in dead_letters.items()} == \
             {error_class: error_class for error_class, _, _ in bad}
         payloads = {error_class: payload for error_class, payload, _ in bad}
