@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import sys
+import tempfile
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import (
@@ -57,16 +58,18 @@ class IngestOptions(PipelineOptions):
                  "profile.")
         group.add_argument(
             "--lake_path",
-            help="Root of the data lake (local folder or gs://bucket/path); Parquet lands "
-                 "in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.")
+            help="Root of the data lake (local folder or gs://bucket/path; gs:// on "
+                 "Dataflow); Parquet lands in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.")
         group.add_argument(
             "--bigtable_project", default=None,
             help="Project of the Bigtable instance (default: --project, else "
                  "$GOOGLE_CLOUD_PROJECT).")
         group.add_argument(
-            "--bigtable_instance", default="ingest-instance", help="Bigtable instance id.")
+            "--bigtable_instance", default="ingest-instance",
+            help="Bigtable instance id (6-33 lowercase letters, digits and hyphens).")
         group.add_argument(
-            "--bigtable_table", default="profiles", help="Bigtable table of profiles.")
+            "--bigtable_table", default="profiles",
+            help="Bigtable table of profiles (1-50 letters, digits and _-.).")
         group.add_argument(
             "--window_seconds", type=int, default=60,
             help="Length of the lake's windows: a Parquet file per dataset and window.")
@@ -97,7 +100,11 @@ def parse_options(argv):
     options = PipelineOptions(argv)
     options.view_as(StandardOptions).streaming = True
     if not options.view_as(StandardOptions).runner:
-        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
+        # Dataflow's flex-template launcher gives --template_location; should it leave the
+        # runner out, the job must still go to Dataflow, not run on the launcher's VM.
+        launched_as_template = options.view_as(GoogleCloudOptions).template_location
+        options.view_as(StandardOptions).runner = (
+            "DataflowRunner" if launched_as_template else DEFAULT_RUNNER)
     ingest = options.view_as(IngestOptions)
     ingest.bigtable_project = (ours.bigtable_project
                                or options.view_as(GoogleCloudOptions).project
@@ -109,23 +116,58 @@ def parse_options(argv):
 
 
 def check_options(options):
+    """Every problem with the options, one message each, found before anything starts."""
     problems = [f"--{name} is required" for name in
                 ("input_subscription", "dead_letter_topic", "catalog", "lake_path")
                 if not getattr(options, name)]
     if problems:
         return problems
-    if not re.fullmatch(r"projects/[^/]+/subscriptions/[^/]+", options.input_subscription):
-        problems.append(f"--input_subscription {options.input_subscription!r}: expected "
-                        "projects/<project>/subscriptions/<name>")
-    if not re.fullmatch(r"projects/[^/]+/topics/[^/]+", options.dead_letter_topic):
-        problems.append(f"--dead_letter_topic {options.dead_letter_topic!r}: expected "
-                        "projects/<project>/topics/<name>")
+    # Google's rules for the ids; templates/metadata.json holds the same patterns.
+    project_id = r"(?:[a-z0-9][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"
+    project_rule = ("6-30 lowercase letters, digits and hyphens, starting with a letter "
+                    "and not ending with a hyphen")
+    pubsub_name = r"[A-Za-z][-A-Za-z0-9_.~+%]{2,254}"
+    for name, kind in (("input_subscription", "subscriptions"), ("dead_letter_topic", "topics")):
+        path = getattr(options, name)
+        match = re.fullmatch(rf"projects/([^/]+)/{kind}/([^/]+)", path)
+        if not match:
+            problems.append(f"--{name} {path!r}: expected projects/<project>/{kind}/<name>")
+        elif not re.fullmatch(project_id, match[1]):
+            problems.append(f"--{name} {path!r}: {match[1]!r} is not a project id "
+                            f"({project_rule})")
+        elif not re.fullmatch(pubsub_name, match[2]):
+            problems.append(f"--{name} {path!r}: {match[2]!r} is not a Pub/Sub name (3-255 "
+                            "letters, digits and -_.~+%, starting with a letter)")
     if not options.bigtable_project:
         problems.append("no Bigtable project: give --bigtable_project or --project")
+    elif not re.fullmatch(project_id, options.bigtable_project):
+        problems.append(f"--bigtable_project {options.bigtable_project!r}: not a project id "
+                        f"({project_rule})")
+    if not re.fullmatch(r"[a-z][-a-z0-9]{4,31}[a-z0-9]", options.bigtable_instance):
+        problems.append(f"--bigtable_instance {options.bigtable_instance!r}: a Bigtable "
+                        "instance id is 6-33 lowercase letters, digits and hyphens, starting "
+                        "with a letter and not ending with a hyphen")
+    if not re.fullmatch(r"[_a-zA-Z0-9][-_.a-zA-Z0-9]{0,49}", options.bigtable_table):
+        problems.append(f"--bigtable_table {options.bigtable_table!r}: a Bigtable table id is "
+                        "1-50 letters, digits and _-., not starting with - or .")
     if options.window_seconds < 1:
         problems.append("--window_seconds must be at least 1")
     if options.pubsub_readers < 1:
         problems.append("--pubsub_readers must be at least 1")
+    on_dataflow = "dataflow" in str(options.view_as(StandardOptions).runner).lower()
+    if on_dataflow and not options.lake_path.startswith("gs://"):
+        problems.append(f"--lake_path {options.lake_path!r}: on Dataflow the lake must be a "
+                        "gs:// path (each worker would write to its own disk)")
+    elif "://" not in options.lake_path:
+        # A local lake is created and written to here; a gs:// one cannot be checked
+        # offline, and the workers' first write reports a missing bucket or permission.
+        try:
+            os.makedirs(options.lake_path, exist_ok=True)
+            with tempfile.TemporaryFile(dir=options.lake_path):
+                pass
+        except OSError as error:
+            problems.append(f"--lake_path {options.lake_path!r} is not a folder this process "
+                            f"can write to: {error}")
     return problems
 
 
