@@ -77,8 +77,10 @@ class IngestOptions(PipelineOptions):
             "--pubsub_readers", type=int, default=1,
             help="Parallel reads of the subscription. On the DirectRunner each read pulls "
                  "at most 10 messages per bundle, so more reads drain a backlog faster, but "
-                 "measured here they also delay some messages by up to a minute: keep 1 "
-                 "unless throughput matters more than latency. 1 is right on Dataflow.")
+                 "the DirectRunner works on one thread and an idle read blocks 30 s, so a "
+                 "message can wait behind the others' idle pulls, (readers - 1) x 30 s at "
+                 "worst: keep 1 unless throughput matters more than latency. 1 is right on "
+                 "Dataflow.")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
