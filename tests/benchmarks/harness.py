@@ -1,0 +1,402 @@
+"""What the benchmarks share: the emulators and the pipeline, steady publishing, the
+poller's loop, quantiles, the machine's description and progress output.
+
+A benchmark runs inside `running_pipeline(...)`, which starts Google's emulators on free
+ports, creates the topics, subscriptions and table, starts `python -m
+pipelines.streaming_ingest` on the DirectRunner, waits until a warm-up record reaches
+Bigtable, and stops everything on the way out, whatever happens. It then publishes with
+`publish_steadily`, a `VisibilityPoller` notes when each record becomes visible, and
+`wait_until_seen` waits for the rest. See tests/benchmarks/README.md.
+"""
+import contextlib
+import json
+import math
+import os
+import pathlib
+import platform
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+import apache_beam
+from google.cloud import pubsub_v1
+from google.cloud.bigtable import row_filters
+from google.cloud.bigtable.row_set import RowSet
+
+from ingest import local_stack
+from ingest.profiles import open_table
+from transforms.catalog import Catalog
+from transforms.identity import row_key
+from transforms.profile_store import ATTRIBUTES_FAMILY
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CATALOG = "examples/catalog.yaml"
+DATASET = "crm-profiles"
+NAMES = dict(project="demo-project", topic="bench-input", subscription="bench-input-sub",
+             dead_letter_topic="bench-dead-letter",
+             dead_letter_subscription="bench-dead-letter-sub",
+             instance="bench-instance", table="profiles")
+
+ROWS_PER_READ = 500
+STARTUP_DEADLINE_SECONDS = 180
+PROGRESS_EVERY_SECONDS = 5
+PIPELINE_STOP_SECONDS = 20
+
+# A record is visible in Bigtable once its row has the attribute the record writes. The
+# pipeline writes all of a row's mutations in one MutateRows entry, so the row appears whole.
+VISIBLE_COLUMN = b"/loyalty/points"
+VISIBLE_FILTER = row_filters.RowFilterChain(filters=[
+    row_filters.ColumnRangeFilter(ATTRIBUTES_FAMILY, start_column=VISIBLE_COLUMN,
+                                  end_column=VISIBLE_COLUMN),
+    row_filters.CellsRowLimitFilter(1),
+    row_filters.StripValueTransformerFilter(True),
+])
+
+
+def command_line(module, argv):
+    return f"python -m tests.benchmarks.{module} " + shlex.join(argv)
+
+
+# ---------------------------------------------------------------------------
+# the emulators and the pipeline
+
+
+class Bench:
+    """One benchmark's stack: state, logs and the pipeline's lake are in state_dir."""
+
+    def __init__(self, state_dir):
+        self.state_dir = state_dir
+        self.lake = state_dir / "lake"
+        self.pipeline_log = state_dir / "pipeline.log"
+        self.run_id = uuid.uuid4().hex[:8]
+        self.publisher = None
+        self.topic = None
+        self.table = None
+        self.pipeline = None
+        self.warm_up_seconds = None
+
+    def check_pipeline_running(self):
+        if self.pipeline.poll() is not None:
+            raise SystemExit(f"the pipeline stopped (exit status {self.pipeline.returncode}); "
+                             f"see {self.pipeline_log}")
+
+
+@contextlib.contextmanager
+def running_pipeline(state_dir, pipeline_arguments, description):
+    """Starts the emulators and the pipeline (with `pipeline_arguments` added to its
+    command line), waits until it is up and yields the Bench. Stops everything on the way
+    out: on success, on an error, on Ctrl-C and on SIGTERM alike."""
+    # A SIGTERM ends the benchmark through the `finally` below, like Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    bench = Bench(state_dir)
+    local_stack.stop(state_dir)  # what a killed earlier run may have left
+    progress("Starting the emulators on free ports")
+    stack = local_stack.start(state_dir, pubsub_port=0, bigtable_port=0)
+    try:
+        os.environ.update(local_stack.environment(stack, NAMES["project"]))
+        local_stack.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
+        bench.table = open_table(NAMES["project"], NAMES["instance"], NAMES["table"])
+        bench.publisher = pubsub_v1.PublisherClient(
+            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
+        bench.topic = bench.publisher.topic_path(NAMES["project"], NAMES["topic"])
+
+        progress(f"{description}; its log: {bench.pipeline_log.relative_to(ROOT)}")
+        bench.pipeline = start_pipeline(bench, pipeline_arguments)
+        bench.warm_up_seconds = warm_up(bench)
+        progress(f"The warm-up record was visible {bench.warm_up_seconds:.1f} s after its "
+                 "publish")
+        yield bench
+    finally:
+        progress("Stopping the pipeline and the emulators")
+        if bench.publisher is not None:
+            bench.publisher.stop()
+        if bench.pipeline is not None:
+            stop_pipeline(bench.pipeline)
+        local_stack.stop(state_dir)
+
+
+def start_pipeline(bench, pipeline_arguments):
+    project = NAMES["project"]
+    shutil.rmtree(bench.lake, ignore_errors=True)
+    command = [
+        sys.executable, "-m", "pipelines.streaming_ingest",
+        f"--input_subscription=projects/{project}/subscriptions/{NAMES['subscription']}",
+        f"--dead_letter_topic=projects/{project}/topics/{NAMES['dead_letter_topic']}",
+        f"--catalog={CATALOG}",
+        f"--lake_path={bench.lake.relative_to(ROOT)}",
+        f"--bigtable_project={project}",
+        f"--bigtable_instance={NAMES['instance']}",
+        f"--bigtable_table={NAMES['table']}",
+    ] + pipeline_arguments
+    with open(bench.pipeline_log, "w") as log:
+        return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+
+
+def stop_pipeline(pipeline):
+    pipeline.terminate()
+    try:
+        pipeline.wait(timeout=PIPELINE_STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        pipeline.kill()
+        pipeline.wait()
+
+
+def warm_up(bench):
+    """Publishes one record and waits until it is in Bigtable: the pipeline is then up.
+    Returns the seconds it took, which include the pipeline's start."""
+    email = f"warm-up-{bench.run_id}@bench.example.com"
+    key = row_key("Email", email)
+    published_at = time.monotonic()
+    bench.publisher.publish(bench.topic, profile_record(f"warm-up-{bench.run_id}", email, 0),
+                            dataset=DATASET).result(timeout=30)
+    while not read_visible(bench.table, [key]):
+        bench.check_pipeline_running()
+        if time.monotonic() - published_at > STARTUP_DEADLINE_SECONDS:
+            raise SystemExit(f"the warm-up record was not in Bigtable after "
+                             f"{STARTUP_DEADLINE_SECONDS} s; see {bench.pipeline_log}")
+        time.sleep(0.1)
+    return time.monotonic() - published_at
+
+
+def read_visible(table, keys):
+    """The keys among `keys` whose rows are visible in Bigtable (have VISIBLE_COLUMN)."""
+    found = []
+    for first in range(0, len(keys), ROWS_PER_READ):
+        row_set = RowSet()
+        for key in keys[first:first + ROWS_PER_READ]:
+            row_set.add_row_key(key)
+        found.extend(row.row_key for row in table.read_rows(row_set=row_set,
+                                                            filter_=VISIBLE_FILTER))
+    return found
+
+
+# ---------------------------------------------------------------------------
+# publishing and polling
+
+
+def profile_record(record_id, email, points):
+    record = {
+        "_id": record_id,
+        "identityMap": {"Email": [{"id": email, "authenticatedState": "authenticated",
+                                   "primary": True}]},
+        "loyalty": {"points": points},
+    }
+    return json.dumps(record).encode("utf-8")
+
+
+def publish_steadily(bench, poller, options, key_of, where):
+    """Publishes rate x seconds records, record n due at start + n / rate. Each has its own
+    `_id` and Email identity; `key_of(record_id, email)` is what the poller looks for, and
+    `where` names where it looks, for the progress output. Returns the publish times
+    (time.monotonic(), just before each publish call), the failures and the keys."""
+    count = max(1, round(options.rate * options.seconds))
+    progress(f"Publishing {count} profile records at {options.rate:g}/s for "
+             f"{options.seconds:g} s")
+    published_at = {}
+    futures = {}
+    keys = {}
+    most_behind = 0.0
+    start = time.monotonic()
+    last_report = start
+    for number in range(count):
+        due = start + number / options.rate
+        now = time.monotonic()
+        if due > now:
+            time.sleep(due - now)
+        record_id = f"bench-{bench.run_id}-{number:06d}"
+        email = f"{bench.run_id}-{number}@bench.example.com"
+        keys[number] = key_of(record_id, email)
+        poller.expect(keys[number], number)  # before the publish, so no sighting is missed
+        published_at[number] = time.monotonic()
+        futures[number] = bench.publisher.publish(
+            bench.topic, profile_record(record_id, email, number), dataset=DATASET)
+        most_behind = max(most_behind, published_at[number] - due)
+        if published_at[number] - last_report >= PROGRESS_EVERY_SECONDS:
+            progress(f"  published {number + 1} of {count}, "
+                     f"{poller.pending_count()} not yet seen in {where}")
+            last_report = published_at[number]
+
+    failed = {}
+    for number, future in futures.items():
+        try:
+            future.result(timeout=30)
+        except Exception as error:  # counted and reported, not raised
+            failed[number] = repr(error)
+            poller.forget(keys[number])
+    return {"published_at": published_at, "failed": failed, "first_publish": start,
+            "last_publish": max(published_at.values()), "most_behind": most_behind,
+            "keys": keys}
+
+
+def wait_until_seen(bench, poller, last_publish, deadline_seconds):
+    deadline = last_publish + deadline_seconds
+    last_report = time.monotonic()
+    while poller.pending_count() and time.monotonic() < deadline:
+        bench.check_pipeline_running()
+        if poller.error is not None:
+            return
+        if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
+            progress(f"  {poller.pending_count()} records not yet seen, "
+                     f"{time.monotonic() - last_publish:.0f} s after the last publish")
+            last_report = time.monotonic()
+        time.sleep(0.1)
+    progress(f"Done waiting: {poller.pending_count()} records not seen "
+             f"{time.monotonic() - last_publish:.1f} s after the last publish")
+
+
+class VisibilityPoller(threading.Thread):
+    """Every `interval_seconds` (start to start), asks `find_visible(keys)` which of the
+    keys still pending are visible, and notes when each is first seen.
+
+    A record that the look ending at time T saw became visible after the start of the
+    previous look (which did not see it, or did not yet expect it, so it was not yet
+    published) and before T. The poller takes T as the moment it became visible, so a
+    latency is overstated by at most T minus the start of the previous look: that span,
+    per record, is the resolution reported. It is about the interval plus one look.
+    """
+
+    def __init__(self, find_visible, interval_seconds):
+        super().__init__(name="visibility-poller", daemon=True)
+        self.find_visible = find_visible
+        self.interval_seconds = interval_seconds
+        self.lock = threading.Lock()
+        self.pending = {}  # key -> record number
+        self.seen_at = {}  # record number -> time.monotonic() at the end of the look
+        self.resolution = {}  # record number -> seconds, see above
+        self.read_seconds = []  # how long each look at the pending keys took
+        self.error = None
+        self.stopping = threading.Event()
+
+    def expect(self, key, number):
+        with self.lock:
+            self.pending[key] = number
+
+    def forget(self, key):
+        with self.lock:
+            self.pending.pop(key, None)
+
+    def pending_count(self):
+        with self.lock:
+            return len(self.pending)
+
+    def stop(self):
+        self.stopping.set()
+        self.join(timeout=30)
+
+    def run(self):
+        previous_start = time.monotonic()
+        try:
+            while not self.stopping.is_set():
+                started = time.monotonic()
+                with self.lock:
+                    keys = list(self.pending)
+                found = self.find_visible(keys) if keys else []
+                finished = time.monotonic()
+                with self.lock:
+                    for key in found:
+                        number = self.pending.pop(key, None)
+                        if number is not None:
+                            self.seen_at[number] = finished
+                            self.resolution[number] = finished - previous_start
+                if keys:
+                    self.read_seconds.append(finished - started)
+                previous_start = started
+                self.stopping.wait(max(0.0, self.interval_seconds - (finished - started)))
+        except Exception as error:  # raised again by main, after the run stops
+            self.error = error
+
+
+# ---------------------------------------------------------------------------
+# figures
+
+
+def nearest_rank(sorted_values, fraction):
+    """The value at rank ceil(fraction * n), counting from 1: always a measured value,
+    never an interpolation. With fewer than 100 values, p99 is the maximum."""
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def milliseconds(seconds):
+    return None if math.isinf(seconds) else round(seconds * 1000, 1)
+
+
+def delivered_and_latencies(publishing, poller):
+    """The records published without failure, and the latency of each in seconds, sorted.
+    A lost record's latency is infinite: it stays in the quantiles, slower than any seen."""
+    published_at = publishing["published_at"]
+    delivered = [number for number in published_at if number not in publishing["failed"]]
+    latencies = sorted(poller.seen_at[number] - published_at[number]
+                       if number in poller.seen_at else math.inf
+                       for number in delivered)
+    return delivered, latencies
+
+
+def publish_rate_achieved(publishing):
+    """(records - 1) / (time of the last publish - time of the first)."""
+    publish_span = publishing["last_publish"] - publishing["first_publish"]
+    count = len(publishing["published_at"])
+    return round((count - 1) / publish_span, 2) if publish_span > 0 else None
+
+
+def poller_resolution_ms(poller):
+    resolutions = sorted(poller.resolution.values())
+    return {
+        "p50": milliseconds(nearest_rank(resolutions, 0.5)) if resolutions else None,
+        "p99": milliseconds(nearest_rank(resolutions, 0.99)) if resolutions else None,
+        "max": milliseconds(resolutions[-1]) if resolutions else None,
+    }
+
+
+def describe_machine():
+    return {
+        "nproc": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                  else os.cpu_count()),  # what `nproc` says; macOS has no affinity
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "apache_beam": apache_beam.__version__,
+        "load_average_before": round(os.getloadavg()[0], 2),
+    }
+
+
+def finish_machine(machine, cpu_before):
+    """Adds the load average after, and the CPU this process used since cpu_before."""
+    machine["load_average_after"] = round(os.getloadavg()[0], 2)
+    machine["benchmark_cpu_seconds"] = round(time.process_time() - cpu_before, 1)
+
+
+def machine_rows(figures):
+    """The table's first rows: the command line, the date and the machine."""
+    machine = figures["machine"]
+    return [
+        ("command", figures["command"]),
+        ("date", figures["date"]),
+        ("machine", f"nproc {machine['nproc']}, {machine['platform']}, "
+                    f"Python {machine['python']}, apache-beam {machine['apache_beam']}"),
+        ("load average", f"{machine['load_average_before']} before, "
+                         f"{machine.get('load_average_after')} after (1 min)"),
+        ("benchmark cpu", f"{machine.get('benchmark_cpu_seconds')} s used by this process "
+                          "(publisher and poller) while measuring"),
+    ]
+
+
+def print_rows(title, rows):
+    print(f"\n{title}")
+    for label, value in rows:
+        print(f"  {label:14} {value}".rstrip())
+
+
+def shown_numbers(numbers, most=20):
+    listed = ", ".join(str(number) for number in numbers[:most])
+    more = f" and {len(numbers) - most} more" if len(numbers) > most else ""
+    return (listed + more) or "none"
+
+
+def progress(text):
+    print(f"== {text}", file=sys.stderr, flush=True)
