@@ -6,12 +6,12 @@ import time
 from collections import Counter
 
 import pytest
-from google.cloud import pubsub_v1
 
 from ingest import cli
 from ingest.generate import INVALID_CLASSES, RecordGenerator
 from transforms.catalog import Catalog
 from transforms.records import RecordError, RecordParser
+from pubsub_helpers import pull_messages
 
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
 NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
@@ -123,23 +123,6 @@ def test_publish_wants_files_or_generate_but_not_both(capsys):
     assert "error: give either FILE... or --generate N, not both" in capsys.readouterr().err
 
 
-def pull_all(subscription_path, expected_count, timeout=15.0):
-    messages = []
-    with pubsub_v1.SubscriberClient() as subscriber:
-        deadline = time.monotonic() + timeout
-        while len(messages) < expected_count and time.monotonic() < deadline:
-            response = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=5)
-            if response.received_messages:
-                messages += [received.message for received in response.received_messages]
-                subscriber.acknowledge(request={
-                    "subscription": subscription_path,
-                    "ack_ids": [received.ack_id for received in response.received_messages],
-                })
-        extra = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=1)
-        messages += [received.message for received in extra.received_messages]
-    return messages
-
-
 def test_publish_generate_publishes_exactly_n_messages_and_says_what_it_made(pubsub_resources, parser, capsys):
     exit_code = cli.main(["publish", "--topic", pubsub_resources.topic, "--generate", "200", "--rate", "0",
                           "--seed", "1", "--invalid-share", "0.1", "--duplicate-share", "0.05",
@@ -154,7 +137,7 @@ def test_publish_generate_publishes_exactly_n_messages_and_says_what_it_made(pub
     valid, invalid, duplicates = map(int, counts.groups())
     assert valid + invalid + duplicates == 200
 
-    messages = pull_all(pubsub_resources.subscription_path, expected_count=200)
+    messages = pull_messages(pubsub_resources.subscription_path, expected_count=200)
     assert len(messages) == 200
     assert all(dict(message.attributes) == {"source": "generator"} for message in messages)
     distinct_payloads = {message.data for message in messages}
@@ -179,4 +162,4 @@ def test_publish_generate_keeps_to_the_rate(pubsub_resources, capsys):
     assert "Published 100 messages" in capsys.readouterr().out
     # Message n goes n / 100 s after the first: the 100th at 0.99 s. A loose bound: not a speed test.
     assert elapsed >= 0.8
-    assert len(pull_all(pubsub_resources.subscription_path, expected_count=100)) == 100
+    assert len(pull_messages(pubsub_resources.subscription_path, expected_count=100)) == 100

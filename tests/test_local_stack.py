@@ -4,7 +4,6 @@ import json
 import pathlib
 import shlex
 import socket
-import time
 
 import pytest
 from google.cloud import bigtable, pubsub_v1
@@ -12,27 +11,9 @@ from google.cloud import bigtable, pubsub_v1
 from ingest import cli, local_stack
 from transforms.catalog import Catalog
 from transforms.profile_store import column_families
+from pubsub_helpers import pull_messages
 
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
-
-
-def pull_messages(subscription_path, expected_count, timeout=10.0):
-    """Pull and acknowledge until expected_count messages came, then check no more come."""
-    messages = []
-    with pubsub_v1.SubscriberClient() as subscriber:
-        deadline = time.monotonic() + timeout
-        while len(messages) < expected_count and time.monotonic() < deadline:
-            response = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=2)
-            if response.received_messages:
-                messages += [received.message for received in response.received_messages]
-                subscriber.acknowledge(request={
-                    "subscription": subscription_path,
-                    "ack_ids": [received.ack_id for received in response.received_messages],
-                })
-        # The emulator answers an empty pull about a second before the timeout: this is quick.
-        extra = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=1)
-        messages += [received.message for received in extra.received_messages]
-    return messages
 
 
 def accepts_connections(address):

@@ -1,10 +1,10 @@
 """`ingest replay`: dead letters republished to the input topic, against the real Pub/Sub emulator."""
 import threading
-import time
 
 from google.cloud import pubsub_v1
 
 from ingest import cli
+from pubsub_helpers import pull_messages
 
 PROFILE_WITH_TEXT_POINTS = b'{"header":{"datasetId":"crm-profiles"},"body":{"xdmEntity":{"loyalty":{"points":"5"}}}}'
 EVENT_WITHOUT_TIMESTAMP = b'{"_id":"evt-1","eventType":"web.webpagedetails.pageViews"}'
@@ -35,25 +35,6 @@ def publish(topic_path, messages):
         futures = [publisher.publish(topic_path, payload, **attributes) for payload, attributes in messages]
         for future in futures:
             future.result()
-
-
-def pull_messages(subscription_path, expected_count, timeout=10.0):
-    """Pull and acknowledge until expected_count messages came, then check no more come."""
-    messages = []
-    with pubsub_v1.SubscriberClient() as subscriber:
-        deadline = time.monotonic() + timeout
-        while len(messages) < expected_count and time.monotonic() < deadline:
-            response = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=2)
-            if response.received_messages:
-                messages += [received.message for received in response.received_messages]
-                subscriber.acknowledge(request={
-                    "subscription": subscription_path,
-                    "ack_ids": [received.ack_id for received in response.received_messages],
-                })
-        # The emulator answers an empty pull about a second before the timeout: this is quick.
-        extra = subscriber.pull(request={"subscription": subscription_path, "max_messages": 100}, timeout=1)
-        messages += [received.message for received in extra.received_messages]
-    return messages
 
 
 def as_pairs(messages):
