@@ -229,7 +229,9 @@ def state_from_row(row):
 def identities_of(record):
     return sorted({(namespace, identity["id"])
                    for namespace, entries in (record.entity.get("identityMap") or {}).items()
-                   for identity in entries if isinstance(identity, dict) and identity.get("id")})
+                   for identity in (entries if isinstance(entries, list) else [])
+                   if isinstance(identity, dict) and isinstance(identity.get("id"), str)
+                   and identity["id"]})
 
 
 def leaf_attributes(entity, path=()):
