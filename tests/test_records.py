@@ -114,6 +114,13 @@ def test_identity_too_long_for_a_row_key(parser):
     assert error.error_class == "identity_too_long"
 
 
+def test_a_secondary_identity_too_long_for_a_row_key_is_refused_too(parser):
+    entity = {"_id": "x", "identityMap": {"Email": [{"id": "a@b.c", "primary": True}],
+                                          "ECID": [{"id": "9" * 5000}]}}
+    error = error_of(parser, json.dumps(entity).encode(), dataset="crm-profiles")
+    assert error.error_class == "identity_too_long"
+
+
 def test_row_keys_do_not_collide_when_namespace_or_id_hold_the_separator():
     pairs = [("a#b", "c"), ("a", "b#c"), ("a%23b", "c"), ("a", "b%23c"), ("", "a#b#c")]
     assert len({row_key(*pair) for pair in pairs}) == len(pairs)

@@ -32,7 +32,7 @@ from google.cloud.bigtable.row import DirectRow
 from google.cloud.bigtable.row_filters import TimestampRange
 
 from transforms import merge
-from transforms.identity import row_key
+from transforms.identity import identities, row_key
 from transforms.records import json_pointer
 
 ATTRIBUTES_FAMILY = "attr"
@@ -227,11 +227,9 @@ def state_from_row(row):
 
 
 def identities_of(record):
-    return sorted({(namespace, identity["id"])
-                   for namespace, entries in (record.entity.get("identityMap") or {}).items()
-                   for identity in (entries if isinstance(entries, list) else [])
-                   if isinstance(identity, dict) and isinstance(identity.get("id"), str)
-                   and identity["id"]})
+    """The record's identities; primary_identity() has checked each when it was parsed."""
+    return sorted({(namespace, identity_id)
+                   for namespace, identity_id, _ in identities(record.entity)})
 
 
 def leaf_attributes(entity, path=()):
