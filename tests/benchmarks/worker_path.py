@@ -1,0 +1,315 @@
+"""Worker-path throughput: the pipeline's transform chain on Beam's FnApiRunner (batch),
+beside the same functions in a plain Python loop (the floor).
+
+    python -m tests.benchmarks.worker_path [--messages N] [--seed S] [--json]
+
+No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.generate
+(RecordGenerator, seeded, fixed clock, 5% invalid, no duplicates) as PubsubMessages.
+
+What is measured, in both modes:
+- parse + validate: transforms.validate.ParseAndValidate (RecordParser.parse, jsonschema);
+- the lake rows: transforms.lake's _ToLakeRowFn (to_arrow_row + the one-row
+  pa.Table.from_pylist check it makes per record), then the Parquet files of each
+  dataset and window written to a temporary folder (WriteParquetPartitions in Beam; one
+  pq.write_table per dataset at the end in the floor);
+- the dead letter's rows: transforms.dead_letter.to_error_row, and their Parquet file;
+- the profile merge: WriteProfiles' KeepProfileDatasets + KeyByPerson, then
+  _MergeIntoBigtableFn.fold (merge.apply on a ProfileState and the Bigtable DirectRow
+  mutations it builds), with the ProfileState kept in Beam's ReadModifyWriteState in the
+  Beam mode (a dict in the floor). Nothing is sent to Bigtable: no read_row of a new
+  key (an empty ProfileState instead), and finish_bundle counts the rows and drops them.
+Not measured: Pub/Sub read and dead-letter publish, Bigtable I/O.
+
+Each mode runs in its own child process (so its peak memory, VmHWM, is its own); the
+messages are generated there before the clock starts. events/s = N / wall seconds of the
+run; events per CPU-second = N / CPU seconds (user + system) of the child process
+during the run; the FnApiRunner here runs one SDK worker in process, so CPU seconds are
+at most about one core's.
+"""
+import argparse
+import datetime
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from tests.benchmarks import harness
+
+FIXED_CLOCK = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    options = parse_arguments(argv)
+    if options.mode:
+        figures = run_mode(options.mode, options.messages, options.seed)
+        print(json.dumps(figures))
+        return
+    machine = harness.describe_machine()
+    cpu_before = time.process_time()
+    results = {}
+    for mode in ("floor", "beam"):
+        harness.progress(f"Running the {mode} with {options.messages} messages")
+        output = subprocess.run(
+            [sys.executable, "-m", "tests.benchmarks.worker_path", "--mode", mode,
+             "--messages", str(options.messages), "--seed", str(options.seed)],
+            cwd=harness.ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+        results[mode] = json.loads(output.strip().splitlines()[-1])
+    harness.finish_machine(machine, cpu_before)
+    figures = {
+        "command": harness.command_line("worker_path", argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "messages": options.messages,
+        "results": results,
+        "ratio_beam_to_floor": round(results["beam"]["events_per_second"]
+                                     / results["floor"]["events_per_second"], 3),
+        "ratio_beam_to_floor_per_cpu_second": round(
+            results["beam"]["events_per_cpu_second"]
+            / results["floor"]["events_per_cpu_second"], 3),
+    }
+    if options.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print_table(figures)
+
+
+def parse_arguments(argv):
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.worker_path",
+        description="Throughput of the pipeline's transforms on the FnApiRunner (batch), "
+                    "beside the same functions in a plain loop.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--mode", choices=("floor", "beam"), help=argparse.SUPPRESS)
+    options = parser.parse_args(argv)
+    if options.messages < 1:
+        parser.error("--messages must be at least 1")
+    return options
+
+
+# ---------------------------------------------------------------------------
+# the two modes (each in its own process)
+
+
+def generated_messages(count, seed):
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from ingest.generate import RecordGenerator
+    generator = RecordGenerator(seed=seed, duplicate_share=0, clock=lambda: FIXED_CLOCK)
+    messages = []
+    for number, generated in enumerate(generator.messages(count)):
+        messages.append(PubsubMessage(
+            generated.payload, {"dataset": generated.dataset},
+            message_id=str(number), publish_time=FIXED_CLOCK))
+    return messages, dict(generator.counts)
+
+
+def _no_io_merge_fn(policy, retention):
+    """WriteProfiles' stateful DoFn with the Bigtable I/O taken out."""
+    import apache_beam as beam
+    from transforms import merge
+    from transforms.profile_store import _MergeIntoBigtableFn
+
+    class MergeWithoutBigtable(_MergeIntoBigtableFn):
+        def __init__(self):
+            super().__init__("demo-project", "bench-instance", "profiles", policy, retention)
+
+        def setup(self):
+            self.table = None
+
+        def process(self, element, stored=beam.DoFn.StateParam(_MergeIntoBigtableFn.PROFILE)):
+            key, record = element
+            state = stored.read()
+            if state is None:
+                state = merge.ProfileState()  # the pipeline reads the row from Bigtable here
+            self.fold(key, record, state)
+            stored.write(state)
+
+        def finish_bundle(self):
+            rows = [row for row in self.rows.values() if row._get_mutations()]
+            beam.metrics.Metrics.counter("bench", "bigtable_rows").inc(len(rows))
+            self.rows = {}
+
+    return MergeWithoutBigtable()
+
+
+def run_mode(mode, count, seed):
+    from transforms.catalog import Catalog
+    catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
+    messages, counts = generated_messages(count, seed)
+    sizes = sorted(len(m.data) for m in messages)
+    with tempfile.TemporaryDirectory(prefix="worker-path-lake-") as lake:
+        rss_before = _vm_hwm_kib()
+        started = time.perf_counter()
+        cpu_started = _cpu_seconds()
+        if mode == "beam":
+            extra = run_beam(messages, catalog, lake)
+        else:
+            extra = run_floor(messages, catalog, lake)
+        seconds = time.perf_counter() - started
+        cpu_seconds = _cpu_seconds() - cpu_started
+        files = sum(len(names) for _, _, names in os.walk(lake))
+    return dict(extra, mode=mode, messages=count, generated=counts,
+                payload_bytes_median=sizes[len(sizes) // 2],
+                payload_bytes_mean=round(sum(sizes) / len(sizes)),
+                seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2),
+                events_per_second=round(count / seconds, 1),
+                events_per_cpu_second=round(count / cpu_seconds, 1),
+                parquet_files=files,
+                vm_hwm_mib_after_generation=round(rss_before / 1024, 1),
+                vm_hwm_mib=round(_vm_hwm_kib() / 1024, 1),
+                ru_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+
+
+def run_beam(messages, catalog, lake):
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from transforms import merge
+    from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
+    from transforms.identity import row_key
+    from transforms.lake import WriteToLake
+    from transforms.validate import ParseAndValidate
+
+    policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
+    retention = {d.id: d.retention_days for d in catalog.datasets.values()}
+    options = PipelineOptions(["--runner=FnApiRunner"])
+    pipeline = beam.Pipeline(options=options)
+    records = (pipeline | "Create" >> beam.Create(messages)
+               | "ParseAndValidate" >> ParseAndValidate(catalog))
+    _ = (records.valid
+         | "KeepProfileDatasets" >> beam.Filter(lambda record: record.feeds_profile)
+         | "KeyByPerson" >> beam.Map(lambda record: (row_key(*record.primary_identity), record))
+         | "MergeWithoutBigtable" >> beam.ParDo(_no_io_merge_fn(policy, retention)))
+    lake_out = records.valid | "WriteToLake" >> WriteToLake(lake, catalog, 5)
+    from transforms.lake import WriteParquetPartitions
+    _ = ((records.failed, lake_out["failed"]) | "CollectFailures" >> beam.Flatten()
+         | "ToErrorRows" >> beam.Map(to_error_row)
+         | "WriteErrorFiles" >> WriteParquetPartitions(
+             lake, {ERRORS_DATASET: ERRORS_SCHEMA}, 5))
+    result = pipeline.run()
+    result.wait_until_finish()
+    counters = {}
+    for counter in result.metrics().query()["counters"]:
+        name = f"{counter.key.metric.namespace}:{counter.key.metric.name}"
+        counters[name] = counters.get(name, 0) + counter.committed
+    return {"what": "FnApiRunner, batch, in-process SDK worker", "counters": counters,
+            "valid": sum(v for k, v in counters.items() if k.startswith("valid:")),
+            "lake_rows": sum(v for k, v in counters.items() if k.startswith("lake_rows:")
+                             and not k.endswith(ERRORS_DATASET)),
+            "error_rows": counters.get(f"lake_rows:{ERRORS_DATASET}", 0),
+            "bigtable_rows": counters.get("bench:bigtable_rows", 0)}
+
+
+def run_floor(messages, catalog, lake):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from transforms import merge
+    from transforms.dead_letter import ERRORS_SCHEMA, to_error_row
+    from transforms.identity import row_key
+    from transforms.lake import arrow_schema, to_arrow_row
+    from transforms.records import FailedMessage, RecordError, RecordParser
+    from transforms.validate import STEP, _plain_datetime
+
+    parser = RecordParser(catalog)
+    schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
+    policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
+    retention = {d.id: d.retention_days for d in catalog.datasets.values()}
+    merger = _no_io_merge_fn(policy, retention)
+    merger.setup()
+    merger.start_bundle()
+    states = {}
+    rows_by_dataset = {}
+    error_rows = []
+    bigtable_rows = 0
+    for number, message in enumerate(messages):
+        attributes = dict(message.attributes or {})
+        publish_time = _plain_datetime(message.publish_time)
+        try:
+            record = parser.parse(message.data, attributes, message.message_id, publish_time)
+        except RecordError as error:
+            failed = FailedMessage.of(error, STEP, message.data, attributes,
+                                      message.message_id, publish_time)
+            error_rows.append(to_error_row(failed).value[1])
+            continue
+        schema = schemas[record.dataset]
+        row = to_arrow_row(record.entity, schema)
+        row.update(_record_time=record.record_time, _publish_time=record.publish_time,
+                   _message_id=record.message_id,
+                   _ingested_at=datetime.datetime.now(datetime.timezone.utc))
+        pa.Table.from_pylist([row], schema=schema)  # the pipeline's per-record check
+        rows_by_dataset.setdefault(record.dataset, []).append(row)
+        if record.feeds_profile:
+            key = row_key(*record.primary_identity)
+            state = states.setdefault(key, merge.ProfileState())
+            merger.fold(key, record, state)
+        if number % 1000 == 999:  # a "bundle": drop the mutations built so far
+            bigtable_rows += sum(1 for r in merger.rows.values() if r._get_mutations())
+            merger.rows = {}
+    bigtable_rows += sum(1 for r in merger.rows.values() if r._get_mutations())
+    for dataset, rows in rows_by_dataset.items():
+        os.makedirs(os.path.join(lake, dataset), exist_ok=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=schemas[dataset]),
+                       os.path.join(lake, dataset, "part.parquet"))
+    os.makedirs(os.path.join(lake, "_errors"), exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(error_rows, schema=ERRORS_SCHEMA),
+                   os.path.join(lake, "_errors", "part.parquet"))
+    return {"what": "plain Python loop, one process",
+            "valid": sum(len(rows) for rows in rows_by_dataset.values()),
+            "lake_rows": sum(len(rows) for rows in rows_by_dataset.values()),
+            "error_rows": len(error_rows), "bigtable_rows": bigtable_rows}
+
+
+def _cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _vm_hwm_kib():
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# the table
+
+
+def print_table(figures):
+    floor, beam = figures["results"]["floor"], figures["results"]["beam"]
+    rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"] + [
+        ("messages", f"{figures['messages']} generated (seed fixed, 5% invalid, no "
+                     f"duplicates): {beam['generated']}; payload median "
+                     f"{beam['payload_bytes_median']} B, mean {beam['payload_bytes_mean']} B"),
+        ("measured", "parse+validate, lake rows (+ per-record check) and Parquet files in a "
+                     "temp folder, error rows and their file, merge.apply + Bigtable "
+                     "mutations built (not sent); no Pub/Sub, no Bigtable I/O"),
+        ("", ""),
+    ]
+    for name, result in (("FnApiRunner", beam), ("plain loop", floor)):
+        rows.append((name, f"{result['events_per_second']:.0f} events/s wall "
+                           f"({result['seconds']} s), {result['events_per_cpu_second']:.0f} "
+                           f"events per CPU-second ({result['cpu_seconds']} CPU s)"))
+        rows.append(("", f"valid {result['valid']}, lake rows {result['lake_rows']}, error "
+                         f"rows {result['error_rows']}, Bigtable rows built "
+                         f"{result['bigtable_rows']}, Parquet files {result['parquet_files']}"))
+        rows.append(("", f"peak memory (VmHWM) {result['vm_hwm_mib']} MiB; "
+                         f"{result['vm_hwm_mib_after_generation']} MiB after generating the "
+                         "inputs"))
+    rows += [
+        ("ratio", f"FnApiRunner / plain loop: {figures['ratio_beam_to_floor']} (wall), "
+                  f"{figures['ratio_beam_to_floor_per_cpu_second']} (per CPU-second)"),
+        ("target", "10,000 events/s per core (issue #7)"),
+    ]
+    harness.print_rows("Worker path: the transform chain on the FnApiRunner vs a plain loop",
+                       rows)
+
+
+if __name__ == "__main__":
+    main()
