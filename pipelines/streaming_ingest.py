@@ -23,11 +23,13 @@ from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
 
 DEFAULT_RUNNER = "BundleBasedDirectRunner"
+DEFAULT_BACKLOG_PULL_SIZE = 1000
 
 
 def build_pipeline(pipeline, options, catalog):
     messages = pipeline | "ReadMessages" >> ReadMessages(
-        options.input_subscription, options.pubsub_readers)
+        options.input_subscription, options.pubsub_readers,
+        options.view_as(LocalRunOptions).backlog_pull_size)
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
 
     _ = records.valid | "WriteProfiles" >> WriteProfiles(
@@ -83,6 +85,22 @@ class IngestOptions(PipelineOptions):
                  "Dataflow.")
 
 
+class LocalRunOptions(PipelineOptions):
+    """Options of the local (DirectRunner) run only: not Dataflow template parameters."""
+
+    @classmethod
+    def _add_argparse_args(cls, parser):
+        group = parser.add_argument_group("local runs (DirectRunner)")
+        group.add_argument(
+            "--backlog_pull_size", type=int, default=None,
+            help="With each bundle the DirectRunner's read brings (at most 10 messages), "
+                 "pull up to this many more messages of the subscription into the same "
+                 "bundle; the runner's cost is per bundle, so this is what lets a local "
+                 "pipeline drain a backlog. They are acknowledged when pulled, as the "
+                 "DirectRunner's read does its own. Default: 1000 on the DirectRunner, 0 "
+                 "(off) on other runners; must be 0 on Dataflow.")
+
+
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action):
         return action.help if action.default is None else super()._get_help_string(action)
@@ -97,6 +115,7 @@ def parse_options(argv):
         epilog="Beam's own options are accepted too (--runner, default "
                f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on.")
     IngestOptions._add_argparse_args(parser)
+    LocalRunOptions._add_argparse_args(parser)
     ours, _ = parser.parse_known_args(argv)
 
     options = PipelineOptions(argv)
@@ -111,6 +130,9 @@ def parse_options(argv):
     ingest.bigtable_project = (ours.bigtable_project
                                or options.view_as(GoogleCloudOptions).project
                                or os.environ.get("GOOGLE_CLOUD_PROJECT"))
+    local = options.view_as(LocalRunOptions)
+    if local.backlog_pull_size is None:
+        local.backlog_pull_size = DEFAULT_BACKLOG_PULL_SIZE if _on_direct_runner(options) else 0
     problems = check_options(ingest)
     if problems:
         parser.error("\n  ".join(problems))
@@ -157,6 +179,13 @@ def check_options(options):
     if options.pubsub_readers < 1:
         problems.append("--pubsub_readers must be at least 1")
     on_dataflow = "dataflow" in str(options.view_as(StandardOptions).runner).lower()
+    backlog_pull_size = options.view_as(LocalRunOptions).backlog_pull_size or 0
+    if backlog_pull_size < 0:
+        problems.append("--backlog_pull_size must be 0 or more")
+    elif backlog_pull_size and not _on_direct_runner(options):
+        problems.append("--backlog_pull_size is for the DirectRunner only: leave it out "
+                        "(Dataflow's read acknowledges only after a checkpoint; messages "
+                        "pulled beside it would be acknowledged before)")
     if on_dataflow and not options.lake_path.startswith("gs://"):
         problems.append(f"--lake_path {options.lake_path!r}: on Dataflow the lake must be a "
                         "gs:// path (each worker would write to its own disk)")
@@ -171,6 +200,10 @@ def check_options(options):
             problems.append(f"--lake_path {options.lake_path!r} is not a folder this process "
                             f"can write to: {error}")
     return problems
+
+
+def _on_direct_runner(options):
+    return "direct" in str(options.view_as(StandardOptions).runner).lower()
 
 
 def check_profile_table(options, catalog):

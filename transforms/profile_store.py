@@ -19,6 +19,7 @@ Layout, one table (README, "The profile store"):
   per event named `<9999999999999 - time in ms>#<_id>`, so a row reads newest first.
 """
 import datetime
+import functools
 import json
 import logging
 import urllib.parse
@@ -101,9 +102,7 @@ class _MergeIntoBigtableFn(beam.DoFn):
         self.retention = retention
 
     def setup(self):
-        from google.cloud import bigtable  # the client is not picklable: made on the worker
-        self.table = bigtable.Client(project=self.project).instance(
-            self.instance).table(self.table_id)
+        self.table = _profile_table(self.project, self.instance, self.table_id)
 
     def start_bundle(self):
         self.rows = {}  # row key -> DirectRow holding this bundle's mutations, in order
@@ -194,6 +193,14 @@ class _MergeIntoBigtableFn(beam.DoFn):
         for family, qualifiers in columns.items():
             if family.startswith("events_"):
                 row.delete_cells(family, sorted(qualifiers), time_range=until)
+
+
+@functools.lru_cache(maxsize=None)
+def _profile_table(project, instance, table):
+    # Made on the worker (a client does not pickle), once per process: the DirectRunner
+    # sets a DoFn up again for every bundle.
+    from google.cloud import bigtable
+    return bigtable.Client(project=project).instance(instance).table(table)
 
 
 def _replace_cell(row, family, column, value, time_us):

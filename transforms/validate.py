@@ -1,6 +1,7 @@
 """Parse and validate: Pub/Sub messages in, valid Records and FailedMessages out."""
 import datetime
 import logging
+import uuid
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -10,6 +11,7 @@ from transforms.records import FailedMessage, RecordError, RecordParser
 VALID = "valid"
 FAILED = "failed"
 STEP = "parse_and_validate"
+_PARSERS = {}
 
 
 class ParseAndValidate(beam.PTransform):
@@ -27,9 +29,14 @@ class ParseAndValidate(beam.PTransform):
 class _ParseFn(beam.DoFn):
     def __init__(self, catalog):
         self.catalog = catalog
+        self.parser_key = uuid.uuid4().hex  # the same in every copy of this DoFn
 
     def setup(self):
-        self.parser = RecordParser(self.catalog)
+        # The DirectRunner sets a DoFn up again for every bundle: one parser (and its
+        # compiled validators) per process.
+        if self.parser_key not in _PARSERS:
+            _PARSERS[self.parser_key] = RecordParser(self.catalog)
+        self.parser = _PARSERS[self.parser_key]
 
     def process(self, message):
         attributes = dict(message.attributes or {})

@@ -1,0 +1,75 @@
+"""ReadMessages' backlog pull, against the Pub/Sub emulator; and its option."""
+import pytest
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+import apache_beam as beam
+from google.cloud import pubsub_v1
+
+from pipelines.streaming_ingest import LocalRunOptions, parse_options
+from tests.pubsub_helpers import pull_messages
+from transforms.read import _PullBacklogFn
+
+VALID = ["--input_subscription=projects/demo-project/subscriptions/ingest-input-sub",
+         "--dead_letter_topic=projects/demo-project/topics/ingest-dead-letter",
+         "--catalog=examples/catalog.yaml", "--lake_path=gs://demo-bucket/lake",
+         "--bigtable_project=demo-project"]
+
+
+def publish(resources, count):
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(resources.project, resources.topic)
+    futures = [publisher.publish(topic, f"backlog-{n}".encode(), dataset="web-events",
+                                 number=str(n)) for n in range(count)]
+    for future in futures:
+        future.result(timeout=30)
+
+
+def read_one_bundle(pipeline, resources, size):
+    """What _PullBacklogFn makes of a bundle holding one message the read brought."""
+    first = PubsubMessage(b"first", {"dataset": "web-events", "number": "first"},
+                          message_id="m-first")
+    return (pipeline | beam.Create([first])
+            | beam.ParDo(_PullBacklogFn(resources.subscription_path, size))
+            | beam.Map(lambda m: (m.data, m.attributes["number"], bool(m.message_id),
+                                  m.publish_time is not None)))
+
+
+def test_a_bundle_takes_in_the_backlog_and_acknowledges_it(pubsub_resources):
+    publish(pubsub_resources, 25)
+    with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
+        assert_that(read_one_bundle(pipeline, pubsub_resources, 1000), equal_to(
+            [(b"first", "first", True, False)]
+            + [(f"backlog-{n}".encode(), str(n), True, True) for n in range(25)]))
+    assert pull_messages(pubsub_resources.subscription_path, 0, timeout=2) == []
+
+
+def test_a_bundle_takes_in_at_most_the_pull_size(pubsub_resources):
+    publish(pubsub_resources, 30)
+    with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
+        count = read_one_bundle(pipeline, pubsub_resources, 12) | beam.combiners.Count.Globally()
+        assert_that(count, equal_to([13]))
+    assert len(pull_messages(pubsub_resources.subscription_path, 18)) == 18
+
+
+def pull_size(argv):
+    return parse_options(VALID + argv).view_as(LocalRunOptions).backlog_pull_size
+
+
+def test_the_backlog_pull_is_on_locally_and_off_on_dataflow():
+    assert pull_size([]) == 1000
+    assert pull_size(["--runner=DirectRunner", "--backlog_pull_size=50"]) == 50
+    assert pull_size(["--backlog_pull_size=0"]) == 0
+    assert pull_size(["--runner=DataflowRunner"]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--runner=DataflowRunner", "--backlog_pull_size=100"],
+     "--backlog_pull_size is for the DirectRunner only"),
+    (["--backlog_pull_size=-1"], "--backlog_pull_size must be 0 or more"),
+])
+def test_a_wrong_backlog_pull_size_is_refused(capsys, argv, message):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_options(VALID + argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
