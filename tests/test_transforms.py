@@ -132,3 +132,20 @@ def test_record_that_cannot_be_written_goes_to_the_dead_letter(catalog, tmp_path
                 | WriteToLake(str(tmp_path), catalog, window_seconds=60))
         assert_that(lake["failed"] | beam.Map(lambda f: (f.error_class, f.step, f.dataset)),
                     equal_to([("lake_write", "write_to_lake", "crm-profiles")]))
+
+
+def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_path):
+    parser = RecordParser(catalog)
+    lines = (EXAMPLES / "records.jsonl").read_bytes().splitlines()
+    records = [parser.parse(lines[0]) for _ in range(5)]
+    for number, record in enumerate(records):
+        record.entity["_id"] = f"batch-{number}"
+    records[2].entity["loyalty"]["points"] = 2 ** 70  # not an int64
+    with streaming_pipeline() as p:
+        lake = (p | TestStream().add_elements(records).advance_watermark_to_infinity()
+                | WriteToLake(str(tmp_path), catalog, window_seconds=60))
+        assert_that(lake["failed"] | beam.Map(lambda f: (f.error_class, f.dataset)),
+                    equal_to([("lake_write", "crm-profiles")]))
+    files = glob.glob(f"{tmp_path}/*/date=*/hour=*/part-*.parquet")
+    rows = [row for f in files for row in pq.read_table(f).to_pylist()]
+    assert sorted(r["_id"] for r in rows) == ["batch-0", "batch-1", "batch-3", "batch-4"]

@@ -13,6 +13,7 @@ never sees half a file; its name is a function of window, dataset, shard, pane a
 instead of adding a copy, and a restarted pipeline adds files beside the last run's.
 """
 import datetime
+import functools
 import json
 import posixpath
 import time
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.records import FailedMessage
 
@@ -165,74 +167,147 @@ def _resolve(node, resolver):
 
 def to_arrow_row(entity, schema):
     """A record as a dict of Python values that pyarrow converts to the schema's types."""
-    return _struct_value(entity, schema)
+    return row_converter(schema)(entity)
 
 
-def _struct_value(value, fields):
-    row = {f.name: _to_arrow_value(value.get(f.name), f) for f in fields
-           if f.name != ADDITIONAL}
-    if any(f.name == ADDITIONAL for f in fields):
-        named = {f.name for f in fields}
-        additional = {k: v for k, v in value.items() if k not in named}
-        row[ADDITIONAL] = _json_text(additional) if additional else None
-    return row
+@functools.lru_cache(maxsize=64)
+def row_converter(schema):
+    """The schema's record -> row function, made once: per value it only converts,
+    without asking pyarrow what each field is."""
+    return _struct_converter(list(schema))
+
+
+def _struct_converter(fields):
+    named = [(f.name, _converter(f)) for f in fields if f.name != ADDITIONAL]
+    names = {f.name for f in fields}
+    keeps_additional = ADDITIONAL in names
+
+    def convert(value):
+        row = {}
+        for name, convert_field in named:
+            field_value = value.get(name)
+            row[name] = (field_value if field_value is None or convert_field is None
+                         else convert_field(field_value))
+        if keeps_additional:
+            additional = {k: v for k, v in value.items() if k not in names}
+            row[ADDITIONAL] = _json_text(additional) if additional else None
+        return row
+    return convert
+
+
+def _converter(field):
+    """A function of a non-null value of the field, or None when the value is kept as is."""
+    arrow_type = field.type
+    if field.metadata == JSON_TEXT:
+        return _json_text
+    if pa.types.is_timestamp(arrow_type):
+        return _timestamp
+    if pa.types.is_date32(arrow_type):
+        return datetime.date.fromisoformat
+    if pa.types.is_float64(arrow_type):
+        return float
+    if pa.types.is_int64(arrow_type):
+        return _integer
+    if pa.types.is_struct(arrow_type):
+        return _struct_converter(list(arrow_type))
+    if pa.types.is_map(arrow_type):
+        item = _converter(arrow_type.item_field) or _same
+        return lambda value: [(k, None if v is None else item(v)) for k, v in value.items()]
+    if pa.types.is_list(arrow_type):
+        item = _converter(arrow_type.value_field) or _same
+        return lambda value: [None if v is None else item(v) for v in value]
+    return None
 
 
 def _json_text(value):
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _to_arrow_value(value, field):
-    if value is None:
-        return None
-    if field.metadata == JSON_TEXT:
-        return _json_text(value)
-    arrow_type = field.type
-    if pa.types.is_timestamp(arrow_type):
-        parsed = datetime.datetime.fromisoformat(value)
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-    if pa.types.is_date32(arrow_type):
-        return datetime.date.fromisoformat(value)
-    if pa.types.is_float64(arrow_type):
-        return float(value)
-    if pa.types.is_int64(arrow_type) and isinstance(value, float):
-        return int(value)  # JSON Schema's integer takes 5.0; validation vouched for it
-    if pa.types.is_struct(arrow_type):
-        return _struct_value(value, list(arrow_type))
-    if pa.types.is_map(arrow_type):
-        return [(k, _to_arrow_value(v, arrow_type.item_field)) for k, v in value.items()]
-    if pa.types.is_list(arrow_type):
-        return [_to_arrow_value(v, arrow_type.value_field) for v in value]
+def _timestamp(value):
+    parsed = datetime.datetime.fromisoformat(value)
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _integer(value):
+    return int(value) if isinstance(value, float) else value  # JSON Schema's integer takes 5.0
+
+
+def _same(value):
     return value
 
 
 class _ToLakeRowFn(beam.DoFn):
-    """Record -> ((dataset, shard), row), stamped with the time the lake took it in."""
+    """Record -> ((dataset, shard), row), stamped with the time the lake took it in.
+
+    A row that pyarrow cannot convert goes to the dead letter alone, not with its file:
+    rows are checked a batch at a time (one conversion per dataset and batch), and one
+    at a time only in a batch that fails.
+    """
+    BATCH = 500
 
     def __init__(self, schemas, shards):
         self.schemas = schemas
         self.shards = shards
 
-    def process(self, record):
+    def start_bundle(self):
+        self.pending = {}  # dataset -> [(record, row, ingested_at, window)]
+        self.pending_count = 0
+
+    def process(self, record, record_window=beam.DoFn.WindowParam):
         ingested_at = time.time()
-        schema = self.schemas[record.dataset]
         try:
-            row = to_arrow_row(record.entity, schema)
+            row = to_arrow_row(record.entity, self.schemas[record.dataset])
             row.update(_record_time=record.record_time, _publish_time=record.publish_time,
                        _message_id=record.message_id,
                        _ingested_at=datetime.datetime.fromtimestamp(ingested_at, UTC))
-            pa.Table.from_pylist([row], schema=schema)  # fails here, not in a whole file
         except Exception as error:
-            yield beam.pvalue.TaggedOutput(FAILED, FailedMessage(
-                payload=record.payload, attributes=record.attributes, error_class="lake_write",
-                error_message=f"cannot write the record as Parquet: {error!r}"[:1000],
-                error_pointer="", step="write_to_lake", dataset=record.dataset,
-                message_id=record.message_id, publish_time=record.publish_time))
+            yield beam.pvalue.TaggedOutput(FAILED, _lake_write_failure(record, error))
             return
-        # By _id, so that copies of a record meet in one file, where they are written once.
-        shard_by = str(record.entity.get("_id", record.message_id))
-        shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
-        yield window.TimestampedValue(((record.dataset, shard), row), ingested_at)
+        entry = (record, row, ingested_at, record_window)
+        self.pending.setdefault(record.dataset, []).append(entry)
+        self.pending_count += 1
+        if self.pending_count >= self.BATCH:
+            yield from self._checked()
+
+    def finish_bundle(self):
+        yield from self._checked()
+
+    def _checked(self):
+        for dataset, entries in self.pending.items():
+            schema = self.schemas[dataset]
+            try:
+                pa.Table.from_pylist([row for _, row, _, _ in entries], schema=schema)
+                failures = {}
+            except Exception:
+                failures = dict(_row_failures(entries, schema))
+            for index, (record, row, ingested_at, record_window) in enumerate(entries):
+                if index in failures:
+                    value = beam.pvalue.TaggedOutput(FAILED, WindowedValue(_lake_write_failure(
+                        record, failures[index]), ingested_at, [record_window]))
+                else:
+                    # By _id, so that copies of a record meet in one file, written once.
+                    shard_by = str(record.entity.get("_id", record.message_id))
+                    shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
+                    value = WindowedValue(((dataset, shard), row), ingested_at, [record_window])
+                yield value
+        self.pending = {}
+        self.pending_count = 0
+
+
+def _row_failures(entries, schema):
+    for index, (_, row, _, _) in enumerate(entries):
+        try:
+            pa.Table.from_pylist([row], schema=schema)
+        except Exception as error:
+            yield index, error
+
+
+def _lake_write_failure(record, error):
+    return FailedMessage(
+        payload=record.payload, attributes=record.attributes, error_class="lake_write",
+        error_message=f"cannot write the record as Parquet: {error!r}"[:1000],
+        error_pointer="", step="write_to_lake", dataset=record.dataset,
+        message_id=record.message_id, publish_time=record.publish_time)
 
 
 class _WriteParquetFn(beam.DoFn):
