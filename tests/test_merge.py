@@ -104,3 +104,27 @@ def test_identities_past_the_limit_keep_the_newest():
     random.Random(1).shuffle(records)
     identities = profile(fold(records, policy), policy)[1]
     assert identities == [("ECID", f"id-{t:03d}") for t in range(10, 60)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(record_strategy(), min_size=1, max_size=12), st.randoms(),
+       st.sampled_from(POLICIES))
+def test_the_changes_apply_reports_add_up_to_the_profile(records, rng, policy):
+    """The profile store writes only what apply() says changed: applying those changes
+    one record after another must leave the profile the definition gives."""
+    shuffled = records + [rng.choice(records) for _ in range(len(records) // 2)]
+    rng.shuffle(shuffled)
+    state, shown = merge.ProfileState(), {}
+    for record in shuffled:
+        key = merge.order_key(record["time_us"], record["dataset"], record)
+        if merge.is_deleted_before(state, key):
+            continue
+        before, after = merge.apply(state, policy, key, record["dataset"],
+                                    record["operation"], record["attributes"],
+                                    record["identities"])
+        for pointer in before.keys() | after.keys():
+            if pointer in after:
+                shown[pointer] = (after[pointer].value, after[pointer].dataset)
+            else:
+                shown.pop(pointer, None)
+    assert shown == reference(records, policy)[0]

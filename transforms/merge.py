@@ -57,10 +57,13 @@ class ProfileState:
     deleted: OrderKey = None  # the last delete: identities and events before it are gone
     identities: dict = dataclasses.field(default_factory=dict)  # (namespace, id) -> OrderKey
 
-    def winners(self, policy):
-        """pointer -> the Candidate whose value the profile shows."""
-        return {pointer: max(by_dataset.values(), key=policy.rank)
-                for pointer, by_dataset in self.candidates.items()}
+    def winners(self, policy, pointers=None):
+        """pointer -> the Candidate whose value the profile shows (of `pointers` only,
+        when given)."""
+        candidates = self.candidates
+        chosen = candidates if pointers is None else [p for p in pointers if p in candidates]
+        return {pointer: max(candidates[pointer].values(), key=policy.rank)
+                for pointer in chosen}
 
 
 def order_key(record_time_us, dataset, entity):
@@ -71,9 +74,13 @@ def order_key(record_time_us, dataset, entity):
 
 def apply(state, policy, key, dataset, operation, attributes, identities):
     """Folds one record into the state. `attributes`: [(pointer, value)]; `identities`:
-    [(namespace, id)]. Returns the winners before and after, for the caller to diff."""
-    before = state.winners(policy)
-    if operation in ("create", "delete") and (state.reset is None or key > state.reset):
+    [(namespace, id)]. Returns the winners before and after, for the caller to diff: of
+    every attribute when the record resets the profile, else of the record's own (no
+    other attribute can change)."""
+    resets = operation in ("create", "delete") and (state.reset is None or key > state.reset)
+    pointers = None if resets else {pointer for pointer, _ in attributes}
+    before = state.winners(policy, pointers)
+    if resets:
         state.reset = key
         _forget_attributes_before(state, key)
     if operation == "delete" and (state.deleted is None or key > state.deleted):
@@ -90,7 +97,7 @@ def apply(state, policy, key, dataset, operation, attributes, identities):
             if identity not in state.identities or key > state.identities[identity]:
                 state.identities[identity] = key
         _keep_newest_identities(state)
-    return before, state.winners(policy)
+    return before, state.winners(policy, pointers)
 
 
 def is_deleted_before(state, key):
