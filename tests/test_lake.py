@@ -5,10 +5,8 @@ import json
 import pathlib
 import shutil
 
-import apache_beam as beam
 import duckdb
 import pyarrow.dataset as ds
-import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream

@@ -9,7 +9,6 @@ import pathlib
 import random
 import uuid
 
-import apache_beam as beam
 import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
@@ -18,7 +17,6 @@ from apache_beam.testing.test_stream import TestStream
 from ingest import local_stack
 from ingest.profiles import open_table, read_profile
 from transforms.catalog import Catalog
-from transforms.identity import row_key
 from transforms.profile_store import WriteProfiles
 from transforms.records import RecordParser
 

@@ -1,7 +1,6 @@
 """The pipeline's transforms on Beam's own TestPipeline, assert_that and TestStream."""
 import datetime
 import glob
-import json
 import pathlib
 
 import apache_beam as beam

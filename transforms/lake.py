@@ -13,7 +13,6 @@ never sees half a file; its name is a function of window, dataset, shard, pane a
 instead of adding a copy, and a restarted pipeline adds files beside the last run's.
 """
 import datetime
-import functools
 import json
 import posixpath
 import time
@@ -166,30 +165,32 @@ def _resolve(node, resolver):
 
 
 def to_arrow_row(entity, schema):
-    """A record as a dict of Python values that pyarrow converts to the schema's types."""
+    """A record as a dict of Python values that pyarrow converts to the schema's types
+    (properties the record lacks are left out: pyarrow makes them null)."""
     return row_converter(schema)(entity)
 
 
-@functools.lru_cache(maxsize=64)
 def row_converter(schema):
-    """The schema's record -> row function, made once: per value it only converts,
-    without asking pyarrow what each field is."""
+    """The schema's record -> row function: make it once and use it for many records;
+    per value it only converts, without asking pyarrow what each field is."""
     return _struct_converter(list(schema))
 
 
 def _struct_converter(fields):
-    named = [(f.name, _converter(f)) for f in fields if f.name != ADDITIONAL]
-    names = {f.name for f in fields}
-    keeps_additional = ADDITIONAL in names
+    """Converts the properties a value has (pyarrow makes the missing ones null)."""
+    converters = {f.name: _converter(f) for f in fields if f.name != ADDITIONAL}
+    keeps_additional = any(f.name == ADDITIONAL for f in fields)
 
     def convert(value):
-        row = {}
-        for name, convert_field in named:
-            field_value = value.get(name)
-            row[name] = (field_value if field_value is None or convert_field is None
-                         else convert_field(field_value))
+        row, additional = {}, {}
+        for name, field_value in value.items():
+            if name in converters:
+                convert_field = converters[name]
+                row[name] = (field_value if field_value is None or convert_field is None
+                             else convert_field(field_value))
+            elif keeps_additional and name != ADDITIONAL:
+                additional[name] = field_value
         if keeps_additional:
-            additional = {k: v for k, v in value.items() if k not in names}
             row[ADDITIONAL] = _json_text(additional) if additional else None
         return row
     return convert
@@ -237,11 +238,13 @@ def _same(value):
 
 
 class _ToLakeRowFn(beam.DoFn):
-    """Record -> ((dataset, shard), row), stamped with the time the lake took it in.
+    """Records -> ((dataset, shard), Arrow table of rows), stamped with the time the lake
+    took them in.
 
-    A row that pyarrow cannot convert goes to the dead letter alone, not with its file:
-    rows are checked a batch at a time (one conversion per dataset and batch), and one
-    at a time only in a batch that fails.
+    Rows travel in Arrow tables of up to BATCH rows (a bundle's rows of a dataset and
+    shard), not one by one: the per-element cost of the shuffle and the windowing is paid
+    per batch. A row that pyarrow cannot convert goes to the dead letter alone: only a
+    batch that fails to convert is tried row by row.
     """
     BATCH = 500
 
@@ -249,57 +252,64 @@ class _ToLakeRowFn(beam.DoFn):
         self.schemas = schemas
         self.shards = shards
 
+    def setup(self):
+        self.converters = {}  # dataset -> row_converter
+
     def start_bundle(self):
-        self.pending = {}  # dataset -> [(record, row, ingested_at, window)]
+        self.pending = {}  # (dataset, shard) -> [(record, row, window)]
         self.pending_count = 0
+        self.first_ingested_at = None
 
     def process(self, record, record_window=beam.DoFn.WindowParam):
         ingested_at = time.time()
         try:
-            row = to_arrow_row(record.entity, self.schemas[record.dataset])
+            if record.dataset not in self.converters:
+                self.converters[record.dataset] = row_converter(self.schemas[record.dataset])
+            row = self.converters[record.dataset](record.entity)
             row.update(_record_time=record.record_time, _publish_time=record.publish_time,
                        _message_id=record.message_id,
                        _ingested_at=datetime.datetime.fromtimestamp(ingested_at, UTC))
         except Exception as error:
             yield beam.pvalue.TaggedOutput(FAILED, _lake_write_failure(record, error))
             return
-        entry = (record, row, ingested_at, record_window)
-        self.pending.setdefault(record.dataset, []).append(entry)
+        # By _id, so that copies of a record meet in one file, where they are written once.
+        shard_by = str(record.entity.get("_id", record.message_id))
+        shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
+        self.pending.setdefault((record.dataset, shard), []).append(
+            (record, row, record_window))
         self.pending_count += 1
+        if self.first_ingested_at is None:
+            self.first_ingested_at = ingested_at
         if self.pending_count >= self.BATCH:
-            yield from self._checked()
+            yield from self._batches()
 
     def finish_bundle(self):
-        yield from self._checked()
+        yield from self._batches()
 
-    def _checked(self):
-        for dataset, entries in self.pending.items():
+    def _batches(self):
+        # A batch belongs to the window of its first row's ingestion time (rows of one
+        # batch were taken in within the same bundle, milliseconds apart).
+        stamp = self.first_ingested_at
+        for (dataset, shard), entries in self.pending.items():
             schema = self.schemas[dataset]
+            rows = [row for _, row, _ in entries]
             try:
-                pa.Table.from_pylist([row for _, row, _, _ in entries], schema=schema)
-                failures = {}
+                table = pa.Table.from_pylist(rows, schema=schema)
             except Exception:
-                failures = dict(_row_failures(entries, schema))
-            for index, (record, row, ingested_at, record_window) in enumerate(entries):
-                if index in failures:
-                    value = beam.pvalue.TaggedOutput(FAILED, WindowedValue(_lake_write_failure(
-                        record, failures[index]), ingested_at, [record_window]))
-                else:
-                    # By _id, so that copies of a record meet in one file, written once.
-                    shard_by = str(record.entity.get("_id", record.message_id))
-                    shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
-                    value = WindowedValue(((dataset, shard), row), ingested_at, [record_window])
-                yield value
+                rows = []
+                for record, row, record_window in entries:
+                    try:
+                        pa.Table.from_pylist([row], schema=schema)
+                        rows.append(row)
+                    except Exception as error:
+                        yield beam.pvalue.TaggedOutput(FAILED, WindowedValue(
+                            _lake_write_failure(record, error), stamp, [record_window]))
+                table = pa.Table.from_pylist(rows, schema=schema)
+            if table.num_rows:
+                yield WindowedValue(((dataset, shard), table), stamp, [entries[0][2]])
         self.pending = {}
         self.pending_count = 0
-
-
-def _row_failures(entries, schema):
-    for index, (_, row, _, _) in enumerate(entries):
-        try:
-            pa.Table.from_pylist([row], schema=schema)
-        except Exception as error:
-            yield index, error
+        self.first_ingested_at = None
 
 
 def _lake_write_failure(record, error):
@@ -320,31 +330,41 @@ class _WriteParquetFn(beam.DoFn):
         self.run_id = uuid.uuid4().hex[:8]
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
-        (dataset, shard), rows = element
-        rows = once_per_id(rows)
+        (dataset, shard), values = element  # rows (dicts) and Arrow tables of rows
+        schema = self.schemas[dataset]
+        tables, rows = [], []
+        for value in values:
+            (rows if isinstance(value, dict) else tables).append(value)
+        if rows:
+            tables.append(pa.Table.from_pylist(rows, schema=schema))
+        table = once_per_id(pa.concat_tables(tables))
         path = partition_file_path(self.lake_path, dataset, window, shard, pane.index,
                                    self.run_id)
-        table = pa.Table.from_pylist(rows, schema=self.schemas[dataset])
         write_atomically(path, table)
-        Metrics.counter("lake_rows", dataset).inc(len(rows))
+        Metrics.counter("lake_rows", dataset).inc(table.num_rows)
         yield path
 
 
-def once_per_id(rows):
+def once_per_id(table):
     """Rows with the same `_id` (a redelivery, a publisher's retry) are written once: the
     first published. Rows without an `_id` are all kept."""
-    by_id, without_id = {}, []
-    for row in rows:
-        record_id = row.get("_id")
+    if "_id" not in table.column_names:
+        return table
+    ids = table.column("_id").to_pylist()
+    present = [record_id for record_id in ids if record_id is not None]
+    if len(set(present)) == len(present):
+        return table
+    publish_times = table.column("_publish_time").to_pylist()
+    message_ids = table.column("_message_id").to_pylist()
+    first, without_id = {}, []
+    for index, record_id in enumerate(ids):
         if record_id is None:
-            without_id.append(row)
-        elif record_id not in by_id or _first(row) < _first(by_id[record_id]):
-            by_id[record_id] = row
-    return list(by_id.values()) + without_id
-
-
-def _first(row):
-    return (row["_publish_time"] or MAX_TIME, row["_message_id"] or "")
+            without_id.append(index)
+            continue
+        order = (publish_times[index] or MAX_TIME, message_ids[index] or "")
+        if record_id not in first or order < first[record_id][0]:
+            first[record_id] = (order, index)
+    return table.take(sorted(index for _, index in first.values()) + without_id)
 
 
 def partition_file_path(lake_path, dataset, window, shard, pane_index, run_id):

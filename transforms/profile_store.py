@@ -21,7 +21,6 @@ Layout, one table (README, "The profile store"):
 import datetime
 import functools
 import json
-import logging
 import urllib.parse
 
 import apache_beam as beam

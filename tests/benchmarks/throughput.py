@@ -17,7 +17,7 @@ a plain Python consumer doing the same work (the floor).
    Reads the pipeline process's VmHWM (peak resident memory) from /proc before stopping it.
 4. The floor, in a child process of its own: pulls the same backlog from the second
    subscription with google-cloud-pubsub (max_messages 1000 per pull), and for each
-   message RecordParser.parse + transforms.lake.to_arrow_row (or to_error_row for a
+   message RecordParser.parse + transforms.lake.row_converter (or to_error_row for a
    failure); per pull, one Bigtable MutateRows of the rows of the profile-enabled
    records (their attributes or event cells; no merge, no read), then an ack; at the end
    one Parquet file per dataset. Its VmHWM is its own.
@@ -283,7 +283,7 @@ def run_floor(count):
     from transforms.catalog import Catalog
     from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
     from transforms.identity import row_key
-    from transforms.lake import arrow_schema, to_arrow_row
+    from transforms.lake import arrow_schema, row_converter
     from transforms.profile_store import (ATTRIBUTES_FAMILY, event_column, events_family,
                                           leaf_attributes, _micros)
     from transforms.records import FailedMessage, RecordError, RecordParser
@@ -293,6 +293,7 @@ def run_floor(count):
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
     parser = RecordParser(catalog)
     schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
+    converters = {d: row_converter(schema) for d, schema in schemas.items()}
     schemas[ERRORS_DATASET] = ERRORS_SCHEMA
     retention = {d.id: d.retention_days for d in catalog.datasets.values()}
     table = open_table(names["project"], names["instance"], names["table"])
@@ -325,7 +326,7 @@ def run_floor(count):
                 rows_by_dataset.setdefault(ERRORS_DATASET, []).append(
                     to_error_row(failed).value[1])
                 continue
-            row = to_arrow_row(record.entity, schemas[record.dataset])
+            row = converters[record.dataset](record.entity)
             row.update(_record_time=record.record_time, _publish_time=record.publish_time,
                        _message_id=record.message_id,
                        _ingested_at=datetime.datetime.now(datetime.timezone.utc))
