@@ -21,6 +21,7 @@ Layout, one table (README, "The profile store"):
 import datetime
 import functools
 import json
+import typing
 import urllib.parse
 
 import apache_beam as beam
@@ -85,11 +86,30 @@ class WriteProfiles(beam.PTransform):
     def expand(self, records):
         return (
             records
-            | "KeepProfileDatasets" >> beam.Filter(lambda record: record.feeds_profile)
-            | "KeyByPerson" >> beam.Map(lambda record: (row_key(*record.primary_identity),
-                                                        record))
+            | "KeyByPerson" >> beam.FlatMap(keyed_by_person).with_output_types(
+                typing.Tuple[bytes, typing.Any])  # the state's key coder: bytes, deterministic
             | "MergeIntoBigtable" >> beam.ParDo(_MergeIntoBigtableFn(
                 self.project, self.instance, self.table, self.policy, self.retention)))
+
+
+class ProfileUpdate(typing.NamedTuple):
+    """What the merge needs of a record: all that travels to the person's step."""
+    dataset: str
+    kind: str
+    operation: str
+    time_us: int
+    entity: dict
+
+    @classmethod
+    def of(cls, record):
+        return cls(record.dataset, record.kind, record.operation,
+                   _micros(record.record_time), record.entity)
+
+
+def keyed_by_person(record):
+    """(row key of the person, ProfileUpdate) for a record of a profile-enabled dataset."""
+    if record.feeds_profile:
+        yield row_key(*record.primary_identity), ProfileUpdate.of(record)
 
 
 class _MergeIntoBigtableFn(beam.DoFn):
@@ -107,25 +127,25 @@ class _MergeIntoBigtableFn(beam.DoFn):
         self.rows = {}  # row key -> DirectRow holding this bundle's mutations, in order
 
     def process(self, element, stored=beam.DoFn.StateParam(PROFILE)):
-        key, record = element
+        key, update = element
         state = stored.read()
         if state is None:
             state = state_from_row(self.table.read_row(key))
-        self.fold(key, record, state)
+        self.fold(key, update, state)
         stored.write(state)
 
-    def fold(self, key, record, state):
-        time_us = _micros(record.record_time)
-        order = merge.order_key(time_us, record.dataset, record.entity)
+    def fold(self, key, update, state):
+        time_us = update.time_us
+        order = merge.order_key(time_us, update.dataset, update.entity)
         if merge.is_deleted_before(state, order):
             Metrics.counter("profiles", "older_than_delete_ignored").inc()
             return
-        attributes = [] if record.kind == "event" else [
-            (pointer, value) for pointer, value in leaf_attributes(record.entity)
+        attributes = [] if update.kind == "event" else [
+            (pointer, value) for pointer, value in leaf_attributes(update.entity)
             if not pointer.startswith("/identityMap/")]
         before_identities = dict(state.identities)
-        before, after = merge.apply(state, self.policy, order, record.dataset,
-                                    record.operation, attributes, identities_of(record))
+        before, after = merge.apply(state, self.policy, order, update.dataset,
+                                    update.operation, attributes, identities_of(update))
         row = self._row(key)
         if state.reset == order:
             _replace_cell(row, META_FAMILY, RESET_COLUMN, str(time_us), time_us)
@@ -157,13 +177,13 @@ class _MergeIntoBigtableFn(beam.DoFn):
                               linked.time_us)
                 if identity_row:
                     _replace_cell(identity_row, LINKED_FAMILY, key, b"", linked.time_us)
-        if record.kind == "event" and record.operation != "delete":
-            family = events_family(self.retention[record.dataset])
-            row.set_cell(family, event_column(time_us, record.entity.get("_id", "")),
-                         json.dumps({"dataset": record.dataset, "event": record.entity},
+        if update.kind == "event" and update.operation != "delete":
+            family = events_family(self.retention[update.dataset])
+            row.set_cell(family, event_column(time_us, update.entity.get("_id", "")),
+                         json.dumps({"dataset": update.dataset, "event": update.entity},
                                     ensure_ascii=False),
-                         timestamp=record.record_time)
-        Metrics.counter("profiles", record.operation).inc()
+                         timestamp=_datetime(time_us))
+        Metrics.counter("profiles", update.operation).inc()
 
     def finish_bundle(self):
         rows = [row for row in self.rows.values() if row._get_mutations()]
@@ -232,10 +252,10 @@ def state_from_row(row):
     return state
 
 
-def identities_of(record):
+def identities_of(update):
     """The record's identities; primary_identity() has checked each when it was parsed."""
     return sorted({(namespace, identity_id)
-                   for namespace, identity_id, _ in identities(record.entity)})
+                   for namespace, identity_id, _ in identities(update.entity)})
 
 
 def leaf_attributes(entity, path=()):

@@ -36,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import typing
 
 from tests.benchmarks import harness
 
@@ -143,11 +144,11 @@ def _no_io_merge_fn(policy, retention):
             self.table = None
 
         def process(self, element, stored=beam.DoFn.StateParam(_MergeIntoBigtableFn.PROFILE)):
-            key, record = element
+            key, update = element
             state = stored.read()
             if state is None:
                 state = merge.ProfileState()  # the pipeline reads the row from Bigtable here
-            self.fold(key, record, state)
+            self.fold(key, update, state)
             stored.write(state)
 
         def finish_bundle(self):
@@ -218,8 +219,8 @@ def run_beam(inputs, catalog, lake):
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
     from transforms import merge
     from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
-    from transforms.identity import row_key
     from transforms.lake import WriteToLake
+    from transforms.profile_store import keyed_by_person
     from transforms.validate import ParseAndValidate
 
     policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
@@ -236,8 +237,8 @@ def run_beam(inputs, catalog, lake):
                | "ToPubsubMessages" >> beam.Map(PubsubMessage._from_proto_str)
                | "ParseAndValidate" >> ParseAndValidate(catalog))
     _ = (records.valid
-         | "KeepProfileDatasets" >> beam.Filter(lambda record: record.feeds_profile)
-         | "KeyByPerson" >> beam.Map(lambda record: (row_key(*record.primary_identity), record))
+         | "KeyByPerson" >> beam.FlatMap(keyed_by_person).with_output_types(
+             typing.Tuple[bytes, typing.Any])
          | "MergeWithoutBigtable" >> beam.ParDo(_no_io_merge_fn(policy, retention)))
     lake_out = records.valid | "WriteToLake" >> WriteToLake(lake, catalog, 5)
     from transforms.lake import WriteParquetPartitions
@@ -265,6 +266,7 @@ def run_floor(messages, catalog, lake):
     from transforms import merge
     from transforms.dead_letter import ERRORS_SCHEMA, to_error_row
     from transforms.identity import row_key
+    from transforms.profile_store import ProfileUpdate
     from transforms.lake import arrow_schema, row_converter
     from transforms.records import FailedMessage, RecordError, RecordParser
     from transforms.validate import STEP, _plain_datetime
@@ -305,7 +307,7 @@ def run_floor(messages, catalog, lake):
         if record.feeds_profile:
             key = row_key(*record.primary_identity)
             state = states.setdefault(key, merge.ProfileState())
-            merger.fold(key, record, state)
+            merger.fold(key, ProfileUpdate.of(record), state)
         if number % 1000 == 999:  # a "bundle": drop the mutations built so far
             bigtable_rows += sum(1 for r in merger.rows.values() if r._get_mutations())
             merger.rows = {}
