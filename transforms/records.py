@@ -1,10 +1,19 @@
 """From a Pub/Sub message to a validated record, or to the reason it cannot be one.
 
-Pure Python, no Beam: the pipeline's ParseAndValidate and the CLI's checks share it.
+Plain Python (Beam only for a metrics counter): the pipeline's ParseAndValidate and the
+CLI's checks share it.
+
+Validation: the fast validator (jsonschema-rs) accepts most records; a record it does not
+accept goes to the reference validator (python-jsonschema) exactly as before, which says
+what is wrong, and has the last word: where it finds nothing wrong, the record is valid
+and the disagreement is counted (see transforms/schemas.py FastValidator).
 """
 import dataclasses
 import datetime
 import json
+import math
+
+from apache_beam.metrics import Metrics
 
 from transforms.identity import IdentityError, primary_identity
 
@@ -15,6 +24,7 @@ OPERATIONS = ("merge", "create", "delete")
 MAX_ERRORS_PER_RECORD = 5
 MAX_ERROR_TEXT = 300
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+FAST_PATH_DISAGREEMENTS = Metrics.counter("validation", "fast_path_disagreement")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,12 +90,33 @@ class FailedMessage:
 
 
 class RecordParser:
-    """Parses and validates messages against a catalog; build once, use for many."""
+    """Parses and validates messages against a catalog; build once, use for many.
 
-    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD):
+    `fast_validation=False` validates with the reference validator only, as before the
+    fast path existed. Pickles as its catalog and options; validators are rebuilt."""
+
+    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD, *, fast_validation=True):
         self.catalog = catalog
         self.max_errors = max_errors
+        self.fast_validation = fast_validation
+        self._build_validators()
+
+    def _build_validators(self):
+        catalog = self.catalog
         self.validators = {d: catalog.validator(d) for d in catalog.datasets}
+        self.fast_validators = {
+            d: catalog.registry.fast_validator(dataset.schema_id) if self.fast_validation
+            else None
+            for d, dataset in catalog.datasets.items()}
+        self.fast_path_disagreements = 0  # fast path said no, the reference found nothing
+
+    def __getstate__(self):  # jsonschema-rs validators do not pickle: rebuilt on arrival
+        return {"catalog": self.catalog, "max_errors": self.max_errors,
+                "fast_validation": self.fast_validation}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._build_validators()
 
     def parse(self, payload, attributes=None, message_id="", publish_time=None):
         """Returns a Record, or raises RecordError."""
@@ -93,7 +124,7 @@ class RecordParser:
         if len(payload) > MAX_MESSAGE_BYTES:
             raise RecordError(
                 "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
-        document = _decode_json(payload)
+        document, numbers_finite = _decode_json(payload)
         if _nesting(document) > MAX_NESTING:
             raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
         if not isinstance(document, dict):
@@ -111,13 +142,13 @@ class RecordParser:
                 "needs header.datasetId", "/header/datasetId")
         try:
             return self._record(dataset_id, schema_ref, entity, header, message_id,
-                                publish_time, payload, attributes)
+                                publish_time, payload, attributes, numbers_finite)
         except RecordError as error:
             error.dataset = dataset_id
             raise
 
     def _record(self, dataset_id, schema_ref, entity, header, message_id, publish_time,
-                payload, attributes):
+                payload, attributes, numbers_finite=False):
         dataset = self.catalog.datasets.get(dataset_id)
         if dataset is None:
             raise RecordError("unknown_dataset", f"dataset {dataset_id!r} is not in the catalog")
@@ -131,7 +162,7 @@ class RecordParser:
         if operation != "merge" and dataset.kind != "profile":
             raise RecordError("bad_operation", f"operation {operation!r} applies to profile "
                               f"records; dataset {dataset_id!r} holds events")
-        self._validate(dataset_id, entity)
+        self._validate(dataset_id, entity, numbers_finite)
         identity_count = sum(len(entries) for entries in (entity.get("identityMap") or {}).values()
                              if isinstance(entries, list))
         if identity_count > MAX_IDENTITIES_PER_RECORD:
@@ -160,9 +191,15 @@ class RecordParser:
             operation=operation,
         )
 
-    def _validate(self, dataset_id, entity):
+    def _validate(self, dataset_id, entity, numbers_finite=False):
+        fast = self.fast_validators[dataset_id]
+        if fast is not None and fast.is_valid(entity, numbers_finite):
+            return
         errors = sorted(self.validators[dataset_id].iter_errors(entity),
                         key=lambda e: list(map(str, e.absolute_path)))
+        if not errors and fast is not None:  # the reference has the last word
+            self.fast_path_disagreements += 1
+            FAST_PATH_DISAGREEMENTS.inc()
         if errors:
             shown = [Violation(json_pointer(e.absolute_path), str(e.validator), _shorten(e.message))
                      for e in errors[:max(1, self.max_errors)]]
@@ -221,12 +258,27 @@ def _open_envelope(document):
 
 
 def _decode_json(payload):
+    """(document, whether every number in it is finite: json.loads also reads NaN,
+    Infinity and numbers too large for a float, which the fast validator cannot take)."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
         raise RecordError("not_utf8", f"message is not UTF-8: {error}")
+    not_finite = []
+
+    def parse_float(literal):
+        value = float(literal)  # what json.loads does by default
+        if not math.isfinite(value):
+            not_finite.append(literal)
+        return value
+
+    def parse_constant(name):  # NaN, Infinity, -Infinity
+        not_finite.append(name)
+        return float(name)  # what json.loads does by default
+
     try:
-        return json.loads(text)
+        document = json.loads(text, parse_float=parse_float, parse_constant=parse_constant)
+        return document, not not_finite
     except RecursionError:
         raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
     except ValueError as error:
