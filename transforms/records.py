@@ -287,6 +287,8 @@ def _decode_json(payload):
 
 def _nesting(document):
     """How many levels of objects and arrays the document has (iterative: no recursion)."""
+    if not isinstance(document, (dict, list)):
+        return 0
     deepest, level = 0, [(document, 1)]
     while level:
         value, depth = level.pop()
@@ -294,7 +296,7 @@ def _nesting(document):
         deepest = max(deepest, depth)
         level.extend((child, depth + 1) for child in children
                      if isinstance(child, (dict, list)))
-    return deepest if isinstance(document, (dict, list)) else 0
+    return deepest
 
 
 def _json_type(value):
