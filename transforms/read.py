@@ -1,4 +1,5 @@
 """Reading: Pub/Sub messages, with their attributes, from one subscription."""
+import datetime
 import functools
 
 import apache_beam as beam
@@ -60,10 +61,12 @@ class _PullBacklogFn(beam.DoFn):
                 "subscription": self.subscription,
                 "max_messages": min(MAX_PULL_MESSAGES, self.size - len(received)),
                 "return_immediately": True})
-            if not response.received_messages:
+            # The raw protobuf: proto-plus wrappers cost ~10 us per message to read.
+            pulled = type(response).pb(response).received_messages
+            if not pulled:
                 break
-            received.extend(response.received_messages)
-            ack_ids = [m.ack_id for m in response.received_messages]
+            received.extend(pulled)
+            ack_ids = [m.ack_id for m in pulled]
             for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
                 client.acknowledge(request={"subscription": self.subscription,
                                             "ack_ids": ack_ids[start:start + 500]})
@@ -73,11 +76,12 @@ class _PullBacklogFn(beam.DoFn):
 
 
 def _message(pulled):
-    """The PubsubMessage the DirectRunner's read makes of a pulled message."""
+    """The PubsubMessage the DirectRunner's read makes of a pulled message (protobuf)."""
+    publish_time = (pulled.publish_time.ToDatetime(tzinfo=datetime.timezone.utc)
+                    if pulled.HasField("publish_time") else None)
     return PubsubMessage(pulled.data, dict(pulled.attributes),
                          message_id=pulled.message_id or None,
-                         publish_time=pulled.publish_time or None,
-                         ordering_key=pulled.ordering_key)
+                         publish_time=publish_time, ordering_key=pulled.ordering_key)
 
 
 @functools.lru_cache(maxsize=None)
