@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test bench venv clean
 
 $(INSTALLED): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,11 @@ demo: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Throughput benchmarks (not tests): end to end on the local stack, then the worker path.
+bench: $(INSTALLED)
+	$(VENV)/bin/python -m tests.benchmarks.throughput $(BENCH_ARGS)
+	$(VENV)/bin/python -m tests.benchmarks.worker_path $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local-stack demo-lake build dist *.egg-info
