@@ -5,6 +5,7 @@ The hash prefix spreads sequential identities over the key space; percent-encodi
 namespace keeps `#` out of it, so the first `#` after the prefix always ends the namespace
 and no two (namespace, id) pairs share a key.
 """
+import functools
 import hashlib
 import urllib.parse
 
@@ -17,6 +18,7 @@ class IdentityError(ValueError):
         self.error_class = error_class
 
 
+@functools.lru_cache(maxsize=100_000)  # a person's identities come again and again
 def row_key(namespace, identity_id):
     identity = f"{urllib.parse.quote(namespace, safe='')}#{identity_id}".encode("utf-8")
     return hashlib.sha256(identity).hexdigest()[:4].encode("ascii") + b"#" + identity

@@ -21,18 +21,17 @@ for both policies exactly, whatever order records arrive in.
 import dataclasses
 import hashlib
 import json
+import typing
 
 MAX_IDENTITIES_PER_PROFILE = 50
 
 
-@dataclasses.dataclass(frozen=True, order=True)
-class OrderKey:
+class OrderKey(typing.NamedTuple):  # tuples: ordered, compared and pickled at C speed
     time_us: int
     tiebreak: str
 
 
-@dataclasses.dataclass(frozen=True)
-class Candidate:
+class Candidate(typing.NamedTuple):
     key: OrderKey
     dataset: str
     value: object
