@@ -142,3 +142,29 @@ def test_profile_time_before_1970_is_refused_as_a_bigtable_cell_time(parser):
     document = json.loads(example_lines("records.jsonl")[0])
     document["body"]["xdmEntity"]["_repo"]["modifyDate"] = "1969-12-31T23:59:59Z"
     assert error_of(parser, json.dumps(document).encode()).error_class == "bad_timestamp"
+
+
+def with_first_name(escaped_name):
+    """The first example profile record, its first name replaced by a JSON string body."""
+    line = example_lines("records.jsonl")[0]
+    document = json.loads(line)
+    document["body"]["xdmEntity"]["person"]["name"]["firstName"] = "PLACEHOLDER"
+    return json.dumps(document).replace('"PLACEHOLDER"', f'"{escaped_name}"').encode()
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "x\\uDFFF", "\\ude00\\ud83d"])
+def test_a_lone_surrogate_escape_is_refused_with_where_it_is(parser, escaped):
+    error = error_of(parser, with_first_name(escaped))
+    assert error.error_class == "not_utf8"
+    assert error.pointer == "/body/xdmEntity/person/name/firstName"
+    assert "lone UTF-16 surrogate" in str(error)
+
+
+def test_a_surrogate_pair_escape_is_a_character_like_any_other(parser):
+    record = parser.parse(with_first_name("Ada \\ud83d\\ude00"))
+    assert record.entity["person"]["name"]["firstName"] == "Ada \U0001F600"
+
+
+def test_a_lone_surrogate_in_a_key_is_refused_too(parser):
+    payload = with_first_name("Ada").replace(b'"firstName"', b'"first\\udc00Name"')
+    assert error_of(parser, payload).error_class == "not_utf8"

@@ -12,6 +12,7 @@ import dataclasses
 import datetime
 import json
 import math
+import re
 
 from apache_beam.metrics import Metrics
 
@@ -127,6 +128,13 @@ class RecordParser:
         document, numbers_finite = _decode_json(payload)
         if _nesting(document) > MAX_NESTING:
             raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
+        if _SURROGATE_ESCAPE.search(payload):
+            pointer = _lone_surrogate(document)
+            if pointer is not None:
+                raise RecordError(
+                    "not_utf8", f"the string at {pointer or '/'} holds a lone UTF-16 "
+                    "surrogate (a \\ud800-\\udfff escape with no pair): it has no UTF-8 "
+                    "form, so neither Bigtable nor Parquet can store it", pointer)
         if not isinstance(document, dict):
             raise RecordError("not_object", f"a record is a JSON object, not {_json_type(document)}")
 
@@ -283,6 +291,29 @@ def _decode_json(payload):
         raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
     except ValueError as error:
         raise RecordError("not_json", f"message is not JSON: {error}")
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # only an escape can make one
+
+
+def _lone_surrogate(value, path=()):
+    """The JSON pointer of the first key or string holding an unpaired surrogate, or None
+    (json.loads joins a pair of escapes into one character)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return json_pointer(path)
+        return None
+    items = (value.items() if isinstance(value, dict)
+             else enumerate(value) if isinstance(value, list) else ())
+    for key, child in items:
+        if isinstance(key, str) and _lone_surrogate(key) is not None:
+            return json_pointer(path + (key,))
+        found = _lone_surrogate(child, path + (key,))
+        if found is not None:
+            return found
+    return None
 
 
 def _nesting(document):
