@@ -1,0 +1,121 @@
+"""What each step of the worker path costs per message, in a plain loop (no Beam).
+
+    python -m tests.benchmarks.stage_costs [--messages N] [--seed S] [--json]
+
+The same inputs as worker_path (N generated messages as Pub/Sub protos). Each step runs
+over all messages in turn, on the outputs of the step before, and is timed on its own
+(CPU time of this process; the inputs are frozen out of the garbage collector's sight
+first). A message that fails a step goes no further; microseconds are per message that
+entered the step.
+"""
+import argparse
+import datetime
+import gc
+import json
+import sys
+import time
+
+from tests.benchmarks import harness
+from tests.benchmarks.worker_path import FIXED_CLOCK, generated_messages
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.benchmarks.stage_costs",
+        description="Microseconds per message of each step of the worker path, in a plain "
+                    "loop.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true")
+    options = parser.parse_args(argv)
+    if options.messages < 1:
+        parser.error("--messages must be at least 1")
+    machine = harness.describe_machine()
+    steps = measure(options.messages, options.seed)
+    harness.finish_machine(machine, time.process_time())
+    figures = {"command": harness.command_line("stage_costs", argv),
+               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "machine": machine, "messages": options.messages, "steps": steps}
+    if options.json:
+        print(json.dumps(figures, indent=2))
+        return
+    rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"]
+    rows.append(("messages", str(options.messages)))
+    for step in figures["steps"]:
+        rows.append((step["step"], f"{step['us_per_message']:7.1f} us per message "
+                                   f"({step['messages']} in, {step['cpu_seconds']} CPU s)"))
+    total = sum(s["us_per_message"] * s["messages"] for s in figures["steps"]) / options.messages
+    rows.append(("all steps", f"{total:7.1f} us per generated message: "
+                              f"{1e6 / total:.0f} messages per CPU-second"))
+    harness.print_rows("Worker path, step by step, in a plain loop", rows)
+
+
+def measure(count, seed):
+    import pyarrow as pa
+    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from transforms import merge
+    from transforms.catalog import Catalog
+    from transforms.lake import arrow_schema, row_converter
+    from transforms.profile_store import keyed_by_person
+    from transforms.records import RecordError, RecordParser
+    from tests.benchmarks.worker_path import _no_io_merge_fn
+
+    catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
+    messages, _ = generated_messages(count, seed)
+    protos = [m._to_proto_str(for_publish=False) for m in messages]
+    parser = RecordParser(catalog)
+    schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
+    converters = {d: row_converter(schema) for d, schema in schemas.items()}
+    merger = _no_io_merge_fn(merge.MergePolicy(tuple(catalog.dataset_precedence)),
+                             {d.id: d.retention_days for d in catalog.datasets.values()})
+    merger.setup()
+    merger.start_bundle()
+    gc.collect()
+    gc.freeze()
+    steps = []
+
+    def step(name, inputs, function):
+        started = time.process_time()
+        outputs = function(inputs)
+        seconds = time.process_time() - started
+        steps.append({"step": name, "messages": len(inputs), "cpu_seconds": round(seconds, 2),
+                      "us_per_message": round(seconds / max(len(inputs), 1) * 1e6, 1)})
+        return outputs
+
+    def parse(decoded):
+        records = []
+        for message in decoded:
+            try:
+                records.append(parser.parse(message.data, message.attributes,
+                                            message.message_id, FIXED_CLOCK))
+            except RecordError:
+                pass
+        return records
+
+    def lake_rows(records):
+        rows = {}
+        for record in records:
+            rows.setdefault(record.dataset, []).append(converters[record.dataset](record.entity))
+        return rows
+
+    def fold(keyed):
+        states = {}
+        for key, update in keyed:
+            merger.fold(key, update, states.setdefault(key, merge.ProfileState()))
+
+    decoded = step("decode Pub/Sub proto", protos,
+                   lambda items: [PubsubMessage._from_proto_str(p) for p in items])
+    records = step("parse + validate", decoded, parse)
+    rows = step("lake rows (row_converter)", records, lake_rows)
+    step("lake Arrow tables (per dataset)", records, lambda _: [
+        pa.Table.from_pylist(dataset_rows, schema=schemas[dataset])
+        for dataset, dataset_rows in rows.items()])
+    keyed = step("key by person (ProfileUpdate)", records,
+                 lambda items: [pair for r in items for pair in keyed_by_person(r)])
+    step("merge + Bigtable mutations (fold)", keyed, fold)
+    return steps
+
+
+if __name__ == "__main__":
+    main()
