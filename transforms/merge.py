@@ -65,9 +65,14 @@ class ProfileState:
                 for pointer in chosen}
 
 
+# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) makes,
+# with one encoder for all records (json.dumps with options builds one per call).
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
+                                   ensure_ascii=False, check_circular=False)
+
+
 def order_key(record_time_us, dataset, entity):
-    canonical = json.dumps([dataset, entity], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
+    canonical = _CANONICAL_JSON.encode([dataset, entity])
     return OrderKey(record_time_us, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
 
 

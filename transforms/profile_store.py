@@ -44,6 +44,8 @@ RESET_COLUMN = b"reset"
 DELETED_COLUMN = b"deleted"
 MAX_EVENT_MS = 9_999_999_999_999
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+# The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
+_CELL_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
 
 
 def events_family(retention_days):
@@ -157,9 +159,8 @@ class _MergeIntoBigtableFn(beam.DoFn):
                 column = pointer.encode("utf-8")
                 if pointer in after:
                     winner = after[pointer]
-                    _replace_cell(row, ATTRIBUTES_FAMILY, column, json.dumps(
-                        {"value": winner.value, "dataset": winner.dataset},
-                        ensure_ascii=False), winner.key.time_us)
+                    _replace_cell(row, ATTRIBUTES_FAMILY, column, _CELL_JSON.encode(
+                        {"value": winner.value, "dataset": winner.dataset}), winner.key.time_us)
                 else:
                     row.delete_cell(ATTRIBUTES_FAMILY, column)
         for identity in before_identities.keys() | state.identities.keys():
@@ -180,8 +181,7 @@ class _MergeIntoBigtableFn(beam.DoFn):
         if update.kind == "event" and update.operation != "delete":
             family = events_family(self.retention[update.dataset])
             row.set_cell(family, event_column(time_us, update.entity.get("_id", "")),
-                         json.dumps({"dataset": update.dataset, "event": update.entity},
-                                    ensure_ascii=False),
+                         _CELL_JSON.encode({"dataset": update.dataset, "event": update.entity}),
                          timestamp=_datetime(time_us))
         Metrics.counter("profiles", update.operation).inc()
 
