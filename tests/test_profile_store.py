@@ -138,3 +138,18 @@ def _tiebreak_of(catalog, tier):
         "tie-1" if tier == "silver" else "tie-2", "2026-11-20T00:00:00Z", "grace@example.com",
         loyalty={"tier": tier}))
     return merge.order_key(0, record.dataset, record.entity).tiebreak
+
+
+def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several():
+    from google.cloud.bigtable.row import DirectRow
+    from transforms.profile_store import mutation_batches
+    rows = []
+    for number, cells in enumerate([3, 4, 2, 6, 1]):
+        row = DirectRow(f"row-{number}".encode())
+        for cell in range(cells):
+            row.set_cell("attr", f"c{cell}".encode(), b"v")
+        rows.append(row)
+    batches = list(mutation_batches(rows, limit=7))
+    assert [[r.row_key for r in batch] for batch in batches] == [
+        [b"row-0", b"row-1"], [b"row-2"], [b"row-3", b"row-4"]]
+    assert all(sum(len(r._get_mutations()) for r in batch) <= 7 for batch in batches)

@@ -43,6 +43,7 @@ LINKED_FAMILY = "linked"
 RESET_COLUMN = b"reset"
 DELETED_COLUMN = b"deleted"
 MAX_EVENT_MS = 9_999_999_999_999
+MAX_MUTATIONS_PER_CALL = 50_000  # Bigtable's limit is 100,000 per MutateRows call
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 # The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
 _CELL_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
@@ -187,10 +188,10 @@ class _MergeIntoBigtableFn(beam.DoFn):
 
     def finish_bundle(self):
         rows = [row for row in self.rows.values() if row._get_mutations()]
-        if rows:
-            failed = [s for s in self.table.mutate_rows(rows) if s.code != 0]
+        for batch in mutation_batches(rows):
+            failed = [s for s in self.table.mutate_rows(batch) if s.code != 0]
             if failed:  # the bundle is retried, state included
-                raise RuntimeError(f"{len(failed)} of {len(rows)} Bigtable row mutations "
+                raise RuntimeError(f"{len(failed)} of {len(batch)} Bigtable row mutations "
                                    f"failed, first: {failed[0].message}")
         self.rows = {}
 
@@ -212,6 +213,21 @@ class _MergeIntoBigtableFn(beam.DoFn):
         for family, qualifiers in columns.items():
             if family.startswith("events_"):
                 row.delete_cells(family, sorted(qualifiers), time_range=until)
+
+
+def mutation_batches(rows, limit=MAX_MUTATIONS_PER_CALL):
+    """The rows in order, in lists of at most `limit` mutations: one MutateRows call takes
+    at most 100,000, and a bundle of large profile records can hold more."""
+    batch, size = [], 0
+    for row in rows:
+        count = len(row._get_mutations())
+        if batch and size + count > limit:
+            yield batch
+            batch, size = [], 0
+        batch.append(row)
+        size += count
+    if batch:
+        yield batch
 
 
 @functools.lru_cache(maxsize=None)
