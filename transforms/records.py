@@ -126,7 +126,9 @@ class RecordParser:
             raise RecordError(
                 "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
         document, numbers_finite = _decode_json(payload)
-        if _nesting(document) > MAX_NESTING:
+        # Each level opens with a bracket of its own: with few brackets in the text, no walk.
+        may_be_deep = payload.count(b"{") + payload.count(b"[") > MAX_NESTING
+        if may_be_deep and _nesting(document) > MAX_NESTING:
             raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
         if _SURROGATE_ESCAPE.search(payload):
             pointer = _lone_surrogate(document)
