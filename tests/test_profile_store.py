@@ -153,3 +153,17 @@ def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several(
     assert [[r.row_key for r in batch] for batch in batches] == [
         [b"row-0", b"row-1"], [b"row-2"], [b"row-3", b"row-4"]]
     assert all(sum(len(r._get_mutations()) for r in batch) <= 7 for batch in batches)
+
+
+def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
+    import datetime
+    from google.cloud.bigtable.row import DirectRow
+    from transforms.profile_store import _replace_cell
+    for time_us in (0, 1_000, 1_762_070_400_000_000, 1_762_070_400_123_000, 1_762_070_400_123_999):
+        ours, theirs = DirectRow(b"k"), DirectRow(b"k")
+        _replace_cell(ours, "attr", b"/a", '{"value": "é"}', time_us)
+        theirs.delete_cell("attr", b"/a")
+        theirs.set_cell("attr", b"/a", '{"value": "é"}', timestamp=datetime.datetime(
+            1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=time_us))
+        assert ([m._to_dict() for m in ours._get_mutations()]
+                == [m._to_dict() for m in theirs._get_mutations()]), time_us

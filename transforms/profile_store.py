@@ -29,6 +29,7 @@ from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from google.cloud.bigtable import column_family
+from google.cloud.bigtable.data.mutations import SetCell
 from google.cloud.bigtable.row import DirectRow
 from google.cloud.bigtable.row_filters import TimestampRange
 
@@ -181,9 +182,9 @@ class _MergeIntoBigtableFn(beam.DoFn):
                     _replace_cell(identity_row, LINKED_FAMILY, key, b"", linked.time_us)
         if update.kind == "event" and update.operation != "delete":
             family = events_family(self.retention[update.dataset])
-            row.set_cell(family, event_column(time_us, update.entity.get("_id", "")),
-                         _CELL_JSON.encode({"dataset": update.dataset, "event": update.entity}),
-                         timestamp=_datetime(time_us))
+            _set_cell(row, family, event_column(time_us, update.entity.get("_id", "")),
+                      _CELL_JSON.encode({"dataset": update.dataset, "event": update.entity}),
+                      time_us)
         Metrics.counter("profiles", update.operation).inc()
 
     def finish_bundle(self):
@@ -241,7 +242,14 @@ def _profile_table(project, instance, table):
 def _replace_cell(row, family, column, value, time_us):
     """Deletes every version first: the new cell may be older than the one it replaces."""
     row.delete_cell(family, column)
-    row.set_cell(family, column, value, timestamp=_datetime(time_us))
+    _set_cell(row, family, column, value, time_us)
+
+
+def _set_cell(row, family, column, value, time_us):
+    """The mutation row.set_cell(family, column, value, timestamp=...) adds, Bigtable's
+    millisecond cell time included, made from the microseconds themselves: set_cell wants
+    a datetime and turns it back into microseconds, several microseconds a cell."""
+    row._get_mutations().append(SetCell(family, column, value, time_us - time_us % 1000))
 
 
 def state_from_row(row):
