@@ -11,6 +11,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
+from apache_beam.transforms import window
 
 from transforms.catalog import Catalog
 from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row, to_pubsub_message
@@ -148,3 +149,26 @@ def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_
     files = glob.glob(f"{tmp_path}/*/date=*/hour=*/part-*.parquet")
     rows = [row for f in files for row in pq.read_table(f).to_pylist()]
     assert sorted(r["_id"] for r in rows) == ["batch-0", "batch-1", "batch-3", "batch-4"]
+
+
+def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_path):
+    import pyarrow as pa
+    current = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
+    older = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
+    batches = [
+        window.TimestampedValue((("ds", 0), pa.Table.from_pylist(
+            [{"_id": "a", "points": 1, "gone": "x"}], schema=older)), 10),
+        window.TimestampedValue((("ds", 0), pa.Table.from_pylist(
+            [{"_id": "b", "points": 2, "tier": "gold"}], schema=current)), 10),
+        window.TimestampedValue((("ds", 0), {"_id": "c", "points": 3}), 10),
+    ]
+    with streaming_pipeline() as p:
+        _ = (p | TestStream().add_elements(batches).advance_watermark_to_infinity()
+             | WriteParquetPartitions(str(tmp_path), {"ds": current}, 60))
+    files = glob.glob(f"{tmp_path}/ds/date=*/hour=*/part-*.parquet")
+    table = pa.concat_tables([pq.read_table(f) for f in files])
+    assert table.schema.names == current.names
+    assert sorted(table.to_pylist(), key=lambda r: r["_id"]) == [
+        {"_id": "a", "points": 1, "tier": None},
+        {"_id": "b", "points": 2, "tier": "gold"},
+        {"_id": "c", "points": 3, "tier": None}]

@@ -334,7 +334,12 @@ class _WriteParquetFn(beam.DoFn):
         schema = self.schemas[dataset]
         tables, rows = [], []
         for value in values:
-            (rows if isinstance(value, dict) else tables).append(value)
+            if isinstance(value, dict):
+                rows.append(value)
+            elif value.schema.equals(schema):
+                tables.append(value)
+            else:  # made before the dataset's schema changed (a Dataflow --update)
+                rows.extend(value.to_pylist())
         if rows:
             tables.append(pa.Table.from_pylist(rows, schema=schema))
         table = once_per_id(pa.concat_tables(tables))
