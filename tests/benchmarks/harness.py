@@ -8,6 +8,7 @@ Bigtable, and stops everything on the way out, whatever happens. It then publish
 `publish_steadily`, a `VisibilityPoller` notes when each record becomes visible, and
 `wait_until_seen` waits for the rest. See tests/benchmarks/README.md.
 """
+import argparse
 import contextlib
 import json
 import math
@@ -400,3 +401,21 @@ def shown_numbers(numbers, most=20):
 
 def progress(text):
     print(f"== {text}", file=sys.stderr, flush=True)
+
+
+def argument_parser(module, description):
+    """The parser every benchmark starts from: its command, defaults shown in --help, and
+    --json."""
+    parser = argparse.ArgumentParser(
+        prog=f"python -m tests.benchmarks.{module}", description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--json", action="store_true",
+                        help="print the figures as JSON instead of a table")
+    return parser
+
+
+def show(figures, as_json, print_table):
+    if as_json:
+        print(json.dumps(figures, indent=2))
+    else:
+        print_table(figures)

@@ -13,10 +13,8 @@ deadline after the last publish is lost: it stays in the quantiles, as slower th
 record seen. Prints the figures (or JSON), in seconds and in multiples of W, and stops
 everything, whatever happens. See tests/benchmarks/README.md.
 """
-import argparse
 import datetime
 import glob
-import json
 import math
 import sys
 import time
@@ -62,18 +60,13 @@ def main(argv=None):
         lake = read_lake(pattern)
         figures = summarize(options, command_line, machine, bench, publishing, poller, lake)
 
-    if options.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        print_table(figures)
+    harness.show(figures, options.json, print_table)
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.lake_freshness",
-        description="Freshness of the lake: from publish to the record seen by a DuckDB "
-                    "query of the Parquet files, for profile records on the local stack.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = harness.argument_parser(
+        "lake_freshness", "Freshness of the lake: from publish to the record seen by a DuckDB "
+                    "query of the Parquet files, for profile records on the local stack.")
     parser.add_argument("--rate", type=float, default=20,
                         help="records published per second")
     parser.add_argument("--seconds", type=float, default=60,
@@ -84,8 +77,6 @@ def parse_arguments(argv):
                         help="after the last publish, how long to wait for the records "
                              "not yet seen before counting them lost (default: the "
                              "window plus 60 s)")
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as JSON instead of a table")
     options = parser.parse_args(argv)
     if options.rate <= 0 or options.seconds <= 0:
         parser.error("--rate and --seconds must be positive")

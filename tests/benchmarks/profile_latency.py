@@ -13,9 +13,7 @@ within the deadline after the last publish is lost: it stays in the quantiles, a
 than any record seen. Prints the figures (or JSON) and stops everything, whatever happens.
 See tests/benchmarks/README.md.
 """
-import argparse
 import datetime
-import json
 import math
 import sys
 import time
@@ -57,18 +55,13 @@ def main(argv=None):
         figures = summarize(options, command_line, machine, bench.warm_up_seconds,
                             publishing, poller)
 
-    if options.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        print_table(figures)
+    harness.show(figures, options.json, print_table)
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.profile_latency",
-        description="Latency from publish to the row visible in Bigtable, for profile "
-                    "records on the local stack.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = harness.argument_parser(
+        "profile_latency", "Latency from publish to the row visible in Bigtable, for profile "
+                    "records on the local stack.")
     parser.add_argument("--rate", type=float, default=20,
                         help="records published per second")
     parser.add_argument("--seconds", type=float, default=30,
@@ -80,8 +73,6 @@ def parse_arguments(argv):
     parser.add_argument("--deadline-seconds", type=float, default=60,
                         help="after the last publish, how long to wait for the records "
                              "not yet seen before counting them lost")
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as JSON instead of a table")
     options = parser.parse_args(argv)
     if options.rate <= 0 or options.seconds <= 0:
         parser.error("--rate and --seconds must be positive")

@@ -9,10 +9,8 @@ are frozen out of the garbage collector's sight: a streaming worker holds a bund
 all 20,000). A message that fails a step goes no further; microseconds are per message that
 entered the step.
 """
-import argparse
 import datetime
 import gc
-import json
 import sys
 import time
 
@@ -22,13 +20,11 @@ from tests.benchmarks.worker_path import FIXED_CLOCK, generated_messages
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.stage_costs",
-        description="Microseconds per message of each step of the worker path, in a plain "
-                    "loop.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = harness.argument_parser(
+        "stage_costs", "Microseconds per message of each step of the worker path, in a "
+                       "plain loop.")
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
     options = parser.parse_args(argv)
     if options.messages < 1:
         parser.error("--messages must be at least 1")
@@ -38,15 +34,16 @@ def main(argv=None):
     figures = {"command": harness.command_line("stage_costs", argv),
                "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "machine": machine, "messages": options.messages, "steps": steps}
-    if options.json:
-        print(json.dumps(figures, indent=2))
-        return
+    harness.show(figures, options.json, print_table)
+
+
+def print_table(figures):
     rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"]
-    rows.append(("messages", str(options.messages)))
+    rows.append(("messages", str(figures["messages"])))
     for step in figures["steps"]:
         rows.append((step["step"], f"{step['us_per_message']:7.1f} us per message "
                                    f"({step['messages']} in, {step['cpu_seconds']} CPU s)"))
-    total = sum(s["us_per_message"] * s["messages"] for s in figures["steps"]) / options.messages
+    total = sum(s["us_per_message"] * s["messages"] for s in figures["steps"]) / figures["messages"]
     rows.append(("all steps", f"{total:7.1f} us per generated message: "
                               f"{1e6 / total:.0f} messages per CPU-second"))
     harness.print_rows("Worker path, step by step, in a plain loop", rows)

@@ -54,18 +54,13 @@ def main(argv=None):
         print(json.dumps(run_floor(options.messages)))
         return
     figures = run(options, harness.command_line("throughput", argv))
-    if options.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        print_table(figures)
+    harness.show(figures, options.json, print_table)
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.throughput",
-        description="How fast the pipeline drains a backlog on the local stack, beside a "
-                    "plain Python consumer doing the same work.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = harness.argument_parser(
+        "throughput", "How fast the pipeline drains a backlog on the local stack, beside a "
+                    "plain Python consumer doing the same work.")
     parser.add_argument("--messages", type=int, default=20000, help="the backlog")
     parser.add_argument("--readers", type=int, default=1,
                         help="the pipeline's --pubsub_readers")
@@ -74,7 +69,6 @@ def parse_arguments(argv):
     parser.add_argument("--deadline-seconds", type=float, default=300,
                         help="how long the pipeline may take to drain the backlog")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--floor-worker", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.messages < 1 or options.readers < 1 or options.window_seconds < 1:

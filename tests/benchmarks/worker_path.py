@@ -101,21 +101,15 @@ def main(argv=None):
             results["beam"]["marginal"]["events_per_cpu_second"]
             / results["floor"]["events_per_cpu_second"], 3),
     }
-    if options.json:
-        print(json.dumps(figures, indent=2))
-    else:
-        print_table(figures)
+    harness.show(figures, options.json, print_table)
 
 
 def parse_arguments(argv):
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.benchmarks.worker_path",
-        description="Throughput of the pipeline's transforms on the FnApiRunner (batch), "
-                    "beside the same functions in a plain loop.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = harness.argument_parser(
+        "worker_path", "Throughput of the pipeline's transforms on the FnApiRunner (batch), "
+                    "beside the same functions in a plain loop.")
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
     parser.add_argument("--mode", choices=("floor", "beam"), help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
     if options.messages < 1:
