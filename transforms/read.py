@@ -5,6 +5,8 @@ import functools
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
 from apache_beam.metrics import Metrics
+from proto.datetime_helpers import DatetimeWithNanoseconds  # the class proto-plus returns
+from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
 
 MAX_PULL_MESSAGES = 1000
 
@@ -30,8 +32,7 @@ class ReadMessages(beam.PTransform):
 
     def expand(self, pipeline):
         reads = [
-            pipeline | f"Read{index}" >> ReadFromPubSub(
-                subscription=self.subscription, with_attributes=True)
+            pipeline | f"Read{index}" >> _ReadFromPubSub(self.subscription)
             for index in range(self.readers)
         ]
         messages = reads[0] if len(reads) == 1 else reads | "MergeReads" >> beam.Flatten()
@@ -39,6 +40,35 @@ class ReadMessages(beam.PTransform):
             messages = messages | "PullBacklog" >> beam.ParDo(
                 _PullBacklogFn(self.subscription, self.backlog_pull_size))
         return messages
+
+
+class _ReadFromPubSub(ReadFromPubSub):
+    """ReadFromPubSub(with_attributes=True), but the message protobufs the read hands
+    over on Dataflow are decoded by message_from_proto: Beam's own step decodes them
+    through proto-plus, about 30 µs a message. The read itself is Beam's: its source is
+    the one with_attributes=True makes. The DirectRunner replaces the whole transform with
+    its own read, which makes the same PubsubMessages."""
+
+    def __init__(self, subscription):
+        super().__init__(subscription=subscription, with_attributes=True)
+        self.with_attributes = False  # the parent's steps after the read leave the protos
+
+    def expand_continued(self, pcoll):
+        return (super().expand_continued(pcoll)
+                | "DecodeMessages" >> beam.Map(message_from_proto).with_output_types(
+                    PubsubMessage))
+
+
+_PUBSUB_MESSAGE_PB = PubsubMessageProto.pb()
+
+
+def message_from_proto(encoded):
+    """PubsubMessage._from_proto_str(encoded), the same message, from the raw protobuf."""
+    pb = _PUBSUB_MESSAGE_PB.FromString(encoded)
+    publish_time = (DatetimeWithNanoseconds.from_timestamp_pb(pb.publish_time)
+                    if pb.HasField("publish_time") else None)
+    return PubsubMessage(pb.data, dict(pb.attributes), pb.message_id, publish_time,
+                         pb.ordering_key)
 
 
 class _PullBacklogFn(beam.DoFn):

@@ -51,7 +51,7 @@ def print_table(figures):
 
 def measure(count, seed):
     import pyarrow as pa
-    from apache_beam.io.gcp.pubsub import PubsubMessage
+    from transforms.read import message_from_proto
     from transforms import merge
     from transforms.catalog import Catalog
     from transforms.lake import arrow_schema, row_converter
@@ -104,8 +104,8 @@ def measure(count, seed):
         for key, update in keyed:
             merger.fold(key, update, states.setdefault(key, merge.ProfileState()))
 
-    decoded = step("decode Pub/Sub proto", protos,
-                   lambda items: [PubsubMessage._from_proto_str(p) for p in items])
+    decoded = step("decode Pub/Sub proto (message_from_proto)", protos,
+                   lambda items: [message_from_proto(p) for p in items])
     records = step("parse + validate", decoded, parse)
     rows = step("lake rows (row_converter)", records, lake_rows)
     step("lake Arrow tables (per dataset)", records, lambda _: [

@@ -8,7 +8,9 @@ No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.generate
 clock starts as Pub/Sub protos in 10 files: what Dataflow's read hands a worker.
 
 What is measured, in both modes:
-- the message: PubsubMessage._from_proto_str, as in ReadFromPubSub's expansion;
+- the message: the steps ReadMessages' read adds after Dataflow's native read
+  (transforms.read._ReadFromPubSub.expand_continued: Beam's lineage step, then
+  message_from_proto);
 - parse + validate: transforms.validate.ParseAndValidate (RecordParser.parse: JSON,
   jsonschema-rs, jsonschema on what it does not accept);
 - the lake rows: transforms.lake's _ToLakeRowFn (row_converter, Arrow tables per batch of
@@ -50,6 +52,7 @@ import typing
 from tests.benchmarks import harness
 
 FIXED_CLOCK = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
+SUBSCRIPTION = "projects/demo-project/subscriptions/ingest-input-sub"  # read by nothing here
 
 
 def main(argv=None):
@@ -197,7 +200,7 @@ def run_mode(mode, count, seed):
 
 def write_pubsub_protos(messages, folder, shards=10):
     """The messages as Pub/Sub protos, length-prefixed, in `shards` files: what Dataflow's
-    read hands the pipeline is such bytes, decoded by Map(PubsubMessage._from_proto_str)."""
+    read hands the pipeline is such bytes, decoded by transforms.read.message_from_proto."""
     os.makedirs(folder)
     paths = [os.path.join(folder, f"messages-{n}") for n in range(shards)]
     for number, path in enumerate(paths):
@@ -220,13 +223,13 @@ def read_pubsub_protos(path):
 
 def run_beam(inputs, catalog, lake):
     import apache_beam as beam
-    from apache_beam.io.gcp.pubsub import PubsubMessage
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
     from transforms import merge
     from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
     from transforms.lake import WriteToLake
     from transforms.profile_store import keyed_by_person
+    from transforms.read import _ReadFromPubSub
     from transforms.validate import ParseAndValidate
 
     policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
@@ -238,10 +241,10 @@ def run_beam(inputs, catalog, lake):
     worker_handlers.STATE_CACHE_SIZE_MB = 0
     options = PipelineOptions(["--runner=FnApiRunner"])
     pipeline = beam.Pipeline(options=options)
-    records = (pipeline | "InputFiles" >> beam.Create(inputs)
-               | "ReadPubsubProtos" >> beam.FlatMap(read_pubsub_protos)
-               | "ToPubsubMessages" >> beam.Map(PubsubMessage._from_proto_str)
-               | "ParseAndValidate" >> ParseAndValidate(catalog))
+    protos = (pipeline | "InputFiles" >> beam.Create(inputs)
+              | "ReadPubsubProtos" >> beam.FlatMap(read_pubsub_protos).with_output_types(bytes))
+    messages = _ReadFromPubSub(SUBSCRIPTION).expand_continued(protos)
+    records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
     _ = (records.valid
          | "KeyByPerson" >> beam.FlatMap(keyed_by_person).with_output_types(
              typing.Tuple[bytes, typing.Any])
@@ -268,13 +271,13 @@ def run_beam(inputs, catalog, lake):
 
 def run_floor(inputs, catalog, lake):
     import pyarrow as pa
-    from apache_beam.io.gcp.pubsub import PubsubMessage
     import pyarrow.parquet as pq
     from transforms import merge
     from transforms.dead_letter import ERRORS_SCHEMA, to_error_row
     from transforms.identity import row_key
     from transforms.profile_store import ProfileUpdate
     from transforms.lake import arrow_schema, row_converter
+    from transforms.read import message_from_proto
     from transforms.records import FailedMessage, RecordError, RecordParser
     from transforms.validate import STEP, _plain_datetime
 
@@ -291,7 +294,7 @@ def run_floor(inputs, catalog, lake):
     unchecked = {}
     error_rows = []
     bigtable_rows = 0
-    messages = (PubsubMessage._from_proto_str(encoded)
+    messages = (message_from_proto(encoded)
                 for path in inputs for encoded in read_pubsub_protos(path))
     for number, message in enumerate(messages):
         attributes = dict(message.attributes or {})
