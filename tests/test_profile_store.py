@@ -167,3 +167,14 @@ def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
             1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=time_us))
         assert ([m._to_dict() for m in ours._get_mutations()]
                 == [m._to_dict() for m in theirs._get_mutations()]), time_us
+
+
+def test_leaf_attributes_name_each_leaf_by_its_json_pointer():
+    from transforms.profile_store import leaf_attributes
+    entity = {"person": {"name": {"first": "Ada", "last": None}, "tags": ["a", {"b": 1}]},
+              "a/b": {"c~d": 1.5}, "empty": {}, "": {"x": True},
+              "identityMap": {"email": [{"id": "a@b.c"}]}}
+    assert leaf_attributes(entity) == [
+        ("/person/name/first", "Ada"), ("/person/name/last", None),
+        ("/person/tags", ["a", {"b": 1}]), ("/a~1b/c~0d", 1.5), ("/empty", {}),
+        ("//x", True), ("/identityMap/email", [{"id": "a@b.c"}])]

@@ -29,13 +29,12 @@ from apache_beam.coders import PickleCoder
 from apache_beam.metrics import Metrics
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from google.cloud.bigtable import column_family
-from google.cloud.bigtable.data.mutations import SetCell
+from google.cloud.bigtable.data.mutations import DeleteRangeFromColumn, SetCell
 from google.cloud.bigtable.row import DirectRow
 from google.cloud.bigtable.row_filters import TimestampRange
 
 from transforms import merge
 from transforms.identity import identities, row_key
-from transforms.records import json_pointer
 
 ATTRIBUTES_FAMILY = "attr"
 META_FAMILY = "meta"
@@ -97,17 +96,32 @@ class WriteProfiles(beam.PTransform):
 
 
 class ProfileUpdate(typing.NamedTuple):
-    """What the merge needs of a record: all that travels to the person's step."""
+    """What the merge needs of a record, worked out before the shuffle to the person's
+    step: the entity itself does not travel (pickling a record's dict there and back cost
+    more than making all of this)."""
     dataset: str
     kind: str
     operation: str
-    time_us: int
-    entity: dict
+    order: merge.OrderKey
+    attributes: tuple  # a profile record's (JSON pointer, value), identityMap left out
+    identities: tuple  # (namespace, id), sorted
+    event: tuple  # an event's (Bigtable column, cell JSON); () for a profile record
 
     @classmethod
     def of(cls, record):
+        time_us = _micros(record.record_time)
+        entity = record.entity
+        if record.kind == "event":
+            attributes = ()
+            event = (event_column(time_us, entity.get("_id", "")),
+                     _CELL_JSON.encode({"dataset": record.dataset, "event": entity}))
+        else:
+            attributes = tuple((pointer, value) for pointer, value in leaf_attributes(entity)
+                               if not pointer.startswith("/identityMap/"))
+            event = ()
         return cls(record.dataset, record.kind, record.operation,
-                   _micros(record.record_time), record.entity)
+                   merge.order_key(time_us, record.dataset, entity), attributes,
+                   tuple(identities_of(entity)), event)
 
 
 def keyed_by_person(record):
@@ -139,17 +153,14 @@ class _MergeIntoBigtableFn(beam.DoFn):
         stored.write(state)
 
     def fold(self, key, update, state):
-        time_us = update.time_us
-        order = merge.order_key(time_us, update.dataset, update.entity)
+        order = update.order
+        time_us = order.time_us
         if merge.is_deleted_before(state, order):
-            Metrics.counter("profiles", "older_than_delete_ignored").inc()
+            _profiles_counter("older_than_delete_ignored").inc()
             return
-        attributes = [] if update.kind == "event" else [
-            (pointer, value) for pointer, value in leaf_attributes(update.entity)
-            if not pointer.startswith("/identityMap/")]
         before_identities = dict(state.identities)
         before, after = merge.apply(state, self.policy, order, update.dataset,
-                                    update.operation, attributes, identities_of(update))
+                                    update.operation, update.attributes, update.identities)
         row = self._row(key)
         if state.reset == order:
             _replace_cell(row, META_FAMILY, RESET_COLUMN, str(time_us), time_us)
@@ -181,11 +192,9 @@ class _MergeIntoBigtableFn(beam.DoFn):
                 if identity_row:
                     _replace_cell(identity_row, LINKED_FAMILY, key, b"", linked.time_us)
         if update.kind == "event" and update.operation != "delete":
-            family = events_family(self.retention[update.dataset])
-            _set_cell(row, family, event_column(time_us, update.entity.get("_id", "")),
-                      _CELL_JSON.encode({"dataset": update.dataset, "event": update.entity}),
-                      time_us)
-        Metrics.counter("profiles", update.operation).inc()
+            column, cell = update.event
+            _set_cell(row, events_family(self.retention[update.dataset]), column, cell, time_us)
+        _profiles_counter(update.operation).inc()
 
     def finish_bundle(self):
         rows = [row for row in self.rows.values() if row._get_mutations()]
@@ -240,9 +249,12 @@ def _profile_table(project, instance, table):
 
 
 def _replace_cell(row, family, column, value, time_us):
-    """Deletes every version first: the new cell may be older than the one it replaces."""
-    row.delete_cell(family, column)
-    _set_cell(row, family, column, value, time_us)
+    """Deletes every version first: the new cell may be older than the one it replaces.
+    The mutations are those of row.delete_cell and row.set_cell, made directly: those
+    methods cost several microseconds a cell in argument handling."""
+    mutations = row._get_mutations()
+    mutations.append(DeleteRangeFromColumn(family, column))
+    mutations.append(SetCell(family, column, value, time_us - time_us % 1000))
 
 
 def _set_cell(row, family, column, value, time_us):
@@ -276,19 +288,32 @@ def state_from_row(row):
     return state
 
 
-def identities_of(update):
+def identities_of(entity):
     """The record's identities; primary_identity() has checked each when it was parsed."""
     return sorted({(namespace, identity_id)
-                   for namespace, identity_id, _ in identities(update.entity)})
+                   for namespace, identity_id, _ in identities(entity)})
 
 
-def leaf_attributes(entity, path=()):
-    """(JSON pointer, value) for every leaf of a record; an array is one leaf."""
-    for key, value in entity.items():
-        if isinstance(value, dict) and value:
-            yield from leaf_attributes(value, path + (key,))
+@functools.lru_cache(maxsize=None)  # one per operation; making a counter costs µs
+def _profiles_counter(name):
+    return Metrics.counter("profiles", name)
+
+
+def leaf_attributes(entity):
+    """[(JSON pointer, value)] for every leaf of a record; an array is one leaf, and so is
+    an empty object."""
+    leaves = []
+    _collect_leaves(entity, "", leaves)
+    return leaves
+
+
+def _collect_leaves(value, pointer, leaves):
+    for key, child in value.items():
+        child_pointer = pointer + "/" + key.replace("~", "~0").replace("/", "~1")
+        if isinstance(child, dict) and child:
+            _collect_leaves(child, child_pointer, leaves)
         else:
-            yield json_pointer(path + (key,)), value
+            leaves.append((child_pointer, child))
 
 
 def _micros(moment):
