@@ -20,8 +20,9 @@ for both policies exactly, whatever order records arrive in.
 """
 import dataclasses
 import hashlib
-import json
 import typing
+
+from transforms import json_codec
 
 MAX_IDENTITIES_PER_PROFILE = 50
 
@@ -65,15 +66,9 @@ class ProfileState:
                 for pointer in chosen}
 
 
-# What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) makes,
-# with one encoder for all records (json.dumps with options builds one per call).
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
-                                   ensure_ascii=False, check_circular=False)
-
-
 def order_key(record_time_us, dataset, entity):
-    canonical = _CANONICAL_JSON.encode([dataset, entity])
-    return OrderKey(record_time_us, hashlib.sha256(canonical.encode("utf-8")).hexdigest())
+    canonical = json_codec.canonical([dataset, entity])  # the bytes json's encoder makes
+    return OrderKey(record_time_us, hashlib.sha256(canonical).hexdigest())
 
 
 def apply(state, policy, key, dataset, operation, attributes, identities):
