@@ -11,7 +11,7 @@ from google.cloud import pubsub_v1
 from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
 
 from pipelines.streaming_ingest import LocalRunOptions, parse_options
-from tests.pubsub_helpers import pull_messages
+from pubsub_helpers import pull_messages
 from transforms.read import _PullBacklogFn, _ReadFromPubSub, message_from_proto
 
 VALID = ["--input_subscription=projects/demo-project/subscriptions/ingest-input-sub",
