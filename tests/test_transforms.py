@@ -15,7 +15,7 @@ from apache_beam.transforms import window
 
 from transforms.catalog import Catalog
 from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row, to_pubsub_message
-from transforms.lake import WriteParquetPartitions, WriteToLake, arrow_schema
+from transforms.lake import WriteParquetPartitions, WriteToLake, arrow_ipc_bytes, arrow_schema
 from transforms.records import FailedMessage, RecordError, RecordParser
 from transforms.validate import ParseAndValidate
 
@@ -152,6 +152,7 @@ def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_
 
 
 def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_path):
+    # Tables arrive as pyarrow Tables or as Arrow IPC bytes (what WriteToLake sends).
     import pyarrow as pa
     current = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
     older = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
@@ -161,6 +162,10 @@ def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_
         window.TimestampedValue((("ds", 0), pa.Table.from_pylist(
             [{"_id": "b", "points": 2, "tier": "gold"}], schema=current)), 10),
         window.TimestampedValue((("ds", 0), {"_id": "c", "points": 3}), 10),
+        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(
+            [{"_id": "d", "points": 4, "tier": "teal"}], schema=current))), 10),
+        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(
+            [{"_id": "e", "points": 5, "gone": "y"}], schema=older))), 10),
     ]
     with streaming_pipeline() as p:
         _ = (p | TestStream().add_elements(batches).advance_watermark_to_infinity()
@@ -171,4 +176,6 @@ def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_
     assert sorted(table.to_pylist(), key=lambda r: r["_id"]) == [
         {"_id": "a", "points": 1, "tier": None},
         {"_id": "b", "points": 2, "tier": "gold"},
-        {"_id": "c", "points": 3, "tier": None}]
+        {"_id": "c", "points": 3, "tier": None},
+        {"_id": "d", "points": 4, "tier": "teal"},
+        {"_id": "e", "points": 5, "tier": None}]
