@@ -13,6 +13,7 @@ from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
 from pipelines.streaming_ingest import LocalRunOptions, parse_options
 from pubsub_helpers import pull_messages
 from transforms.read import _PullBacklogFn, _ReadFromPubSub, message_from_proto
+from transforms.validate import _plain_datetime
 
 VALID = ["--input_subscription=projects/demo-project/subscriptions/ingest-input-sub",
          "--dead_letter_topic=projects/demo-project/topics/ingest-dead-letter",
@@ -99,15 +100,33 @@ def proto_messages():
 
 def fields(message):
     return (message.data, message.attributes, message.message_id, message.publish_time,
-            type(message.publish_time), message.ordering_key)
+            type(message.publish_time), message.publish_time and message.publish_time.tzinfo,
+            message.ordering_key)
+
+
+def beams_decoding(encoded):
+    """What Beam's own decoding makes, with the publish time as ParseAndValidate keeps it."""
+    message = PubsubMessage._from_proto_str(encoded)
+    message.publish_time = _plain_datetime(message.publish_time)
+    return message
 
 
 def test_message_from_proto_makes_what_beams_decoding_makes():
     for encoded in proto_messages():
-        assert fields(message_from_proto(encoded)) == fields(
-            PubsubMessage._from_proto_str(encoded))
+        assert fields(message_from_proto(encoded)) == fields(beams_decoding(encoded))
     assert message_from_proto(proto_messages()[0]).ordering_key == "person-1"
-    assert message_from_proto(proto_messages()[4]).publish_time.nanosecond == 123_456_789
+    assert message_from_proto(proto_messages()[4]).publish_time == datetime.datetime(
+        2026, 11, 30, 12, 0, 0, 123_456, tzinfo=datetime.timezone.utc)  # nanoseconds cut off
+    assert type(message_from_proto(proto_messages()[4]).publish_time) is datetime.datetime
+
+
+def test_a_plain_utc_publish_time_is_kept_as_it_is():
+    for encoded in proto_messages():
+        publish_time = PubsubMessage._from_proto_str(encoded).publish_time
+        if publish_time is not None:
+            plain = _plain_datetime(publish_time)
+            assert type(plain) is datetime.datetime and plain.tzinfo is datetime.timezone.utc
+            assert _plain_datetime(plain) is plain
 
 
 def test_the_read_decodes_the_protos_it_is_handed():
@@ -118,4 +137,4 @@ def test_the_read_decodes_the_protos_it_is_handed():
         decoded = read.expand_continued(
             pipeline | beam.Create(proto_messages()).with_output_types(bytes))
         assert_that(decoded | beam.Map(fields), equal_to(
-            [fields(PubsubMessage._from_proto_str(m)) for m in proto_messages()]))
+            [fields(beams_decoding(m)) for m in proto_messages()]))

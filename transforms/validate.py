@@ -66,4 +66,6 @@ def _plain_datetime(publish_time):
     """Pub/Sub's DatetimeWithNanoseconds as a plain UTC datetime (it pickles smaller)."""
     if publish_time is None:
         return None
+    if type(publish_time) is datetime.datetime and publish_time.tzinfo is datetime.timezone.utc:
+        return publish_time  # what the conversion below would give: read.message_from_proto's
     return datetime.datetime.fromtimestamp(publish_time.timestamp(), datetime.timezone.utc)
