@@ -178,3 +178,39 @@ def test_leaf_attributes_name_each_leaf_by_its_json_pointer():
         ("/person/name/first", "Ada"), ("/person/name/last", None),
         ("/person/tags", ["a", {"b": 1}]), ("/a~1b/c~0d", 1.5), ("/empty", {}),
         ("//x", True), ("/identityMap/email", [{"id": "a@b.c"}])]
+
+
+def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
+    import typing
+    import apache_beam as beam
+    from ingest.generate import RecordGenerator
+    from test_json_codec import same
+    from transforms import merge
+    from transforms.profile_store import ProfileUpdate, ProfileUpdateCoder, key_by_person
+    from transforms.records import RecordError
+
+    parser = RecordParser(catalog)
+    updates = []
+    for generated in RecordGenerator(seed=3).messages(400):
+        try:
+            record = parser.parse(generated.payload, {"dataset": generated.dataset})
+        except RecordError:
+            continue
+        if record.feeds_profile:
+            updates.append(ProfileUpdate.of(record))
+    assert {u.kind for u in updates} == {"profile", "event"}
+    odd_values = (("/a", 2 ** 70), ("/b", -0.0), ("/c", float("nan")), ("/d", 1e-7),
+                  ("/e", {"z": [True, None, 1, 1.0, "é\u2028"], "a": {}}), ("/f", []),
+                  ("/g", False), ("/h", "x" * 5000))
+    updates.append(updates[0]._replace(attributes=odd_values, operation="delete"))
+    coder = beam.coders.registry.get_coder(ProfileUpdate)
+    assert isinstance(coder, ProfileUpdateCoder)
+    for update in updates:
+        decoded = coder.decode(coder.encode(update))
+        assert type(decoded) is ProfileUpdate and type(decoded.order) is merge.OrderKey
+        assert same(tuple(decoded), tuple(update)), update
+
+    keyed = beam.Pipeline() | beam.Create([]) | key_by_person()
+    assert beam.coders.registry.get_coder(keyed.element_type) == beam.coders.TupleCoder(
+        [beam.coders.BytesCoder(), ProfileUpdateCoder()])
+    assert typing.get_type_hints(ProfileUpdate)  # still a NamedTuple, fields typed

@@ -70,7 +70,12 @@ def column_families(catalog=None):
 
 
 def identity_column(namespace, identity_id):
-    return f"{urllib.parse.quote(namespace, safe='')}#{identity_id}".encode("utf-8")
+    return f"{_quoted_namespace(namespace)}#{identity_id}".encode("utf-8")
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of namespaces; quote costs µs a call
+def _quoted_namespace(namespace):
+    return urllib.parse.quote(namespace, safe="")
 
 
 def event_column(time_us, event_id):
@@ -89,8 +94,7 @@ class WriteProfiles(beam.PTransform):
     def expand(self, records):
         return (
             records
-            | "KeyByPerson" >> beam.FlatMap(keyed_by_person).with_output_types(
-                typing.Tuple[bytes, typing.Any])  # the state's key coder: bytes, deterministic
+            | "KeyByPerson" >> key_by_person()
             | "MergeIntoBigtable" >> beam.ParDo(_MergeIntoBigtableFn(
                 self.project, self.instance, self.table, self.policy, self.retention)))
 
@@ -122,6 +126,46 @@ class ProfileUpdate(typing.NamedTuple):
         return cls(record.dataset, record.kind, record.operation,
                    merge.order_key(time_us, record.dataset, entity), attributes,
                    tuple(identities_of(entity)), event)
+
+
+class ProfileUpdateCoder(beam.coders.Coder):
+    """A ProfileUpdate as a plain tuple in Beam's own coder of Python values. The default,
+    pickling the NamedTuples, cost about 19 µs an update encoded and decoded; this, 5."""
+
+    def __init__(self):
+        self._values = beam.coders.FastPrimitivesCoder().get_impl()
+
+    def encode(self, update):
+        return self._values.encode(
+            (update.dataset, update.kind, update.operation, tuple(update.order),
+             update.attributes, update.identities, update.event))
+
+    def decode(self, encoded):
+        dataset, kind, operation, order, attributes, identities, event = \
+            self._values.decode(encoded)
+        return ProfileUpdate(dataset, kind, operation, merge.OrderKey(*order), attributes,
+                             identities, event)
+
+    def is_deterministic(self):
+        return False  # dict values keep their order: fine for a value, not for a key
+
+    def to_type_hint(self):
+        return ProfileUpdate
+
+    def __eq__(self, other):
+        return type(self) is type(other)
+
+    def __hash__(self):
+        return hash(type(self))
+
+
+beam.coders.registry.register_coder(ProfileUpdate, ProfileUpdateCoder)
+
+
+def key_by_person():
+    """The step that keys the records of profile-enabled datasets by person: the key's
+    coder is bytes (deterministic, as the state's key must be), the value's ours."""
+    return beam.FlatMap(keyed_by_person).with_output_types(typing.Tuple[bytes, ProfileUpdate])
 
 
 def keyed_by_person(record):

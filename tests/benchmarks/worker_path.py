@@ -228,7 +228,7 @@ def run_beam(inputs, catalog, lake):
     from transforms import merge
     from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
     from transforms.lake import WriteToLake
-    from transforms.profile_store import keyed_by_person
+    from transforms.profile_store import key_by_person
     from transforms.read import _ReadFromPubSub
     from transforms.validate import ParseAndValidate
 
@@ -246,8 +246,7 @@ def run_beam(inputs, catalog, lake):
     messages = _ReadFromPubSub(SUBSCRIPTION).expand_continued(protos)
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
     _ = (records.valid
-         | "KeyByPerson" >> beam.FlatMap(keyed_by_person).with_output_types(
-             typing.Tuple[bytes, typing.Any])
+         | "KeyByPerson" >> key_by_person()
          | "MergeWithoutBigtable" >> beam.ParDo(_no_io_merge_fn(policy, retention)))
     lake_out = records.valid | "WriteToLake" >> WriteToLake(lake, catalog, 5)
     from transforms.lake import WriteParquetPartitions
