@@ -62,8 +62,15 @@ class ProfileState:
         when given)."""
         candidates = self.candidates
         chosen = candidates if pointers is None else [p for p in pointers if p in candidates]
-        return {pointer: max(candidates[pointer].values(), key=policy.rank)
-                for pointer in chosen}
+        rank = policy.rank
+        winners = {}
+        for pointer in chosen:
+            by_dataset = candidates[pointer]
+            if len(by_dataset) == 1:  # most attributes come from one dataset: no ranking
+                (winners[pointer],) = by_dataset.values()
+            else:
+                winners[pointer] = max(by_dataset.values(), key=rank)
+        return winners
 
 
 def order_key(record_time_us, dataset, entity):
