@@ -104,6 +104,15 @@ def test_order_redelivery_and_ties_leave_the_same_rows(emulators, catalog):
         assert reordered == in_order
 
 
+def test_writing_within_a_bundle_leaves_the_same_rows(emulators, catalog, monkeypatch):
+    from transforms import profile_store
+    records = sample_stream(catalog)
+    _, at_bundle_end = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
+    monkeypatch.setattr(profile_store, "MAX_UPDATES_UNWRITTEN", 2)
+    _, every_two = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
+    assert every_two == at_bundle_end
+
+
 def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, catalog):
     table, _ = run_and_read(sample_stream(catalog), catalog, f"p-{uuid.uuid4().hex[:6]}")
 

@@ -44,6 +44,7 @@ RESET_COLUMN = b"reset"
 DELETED_COLUMN = b"deleted"
 MAX_EVENT_MS = 9_999_999_999_999
 MAX_MUTATIONS_PER_CALL = 50_000  # Bigtable's limit is 100,000 per MutateRows call
+MAX_UPDATES_UNWRITTEN = 1000  # records folded before their mutations are written
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 # The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
 _CELL_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
@@ -186,15 +187,24 @@ class _MergeIntoBigtableFn(beam.DoFn):
         self.table = _profile_table(self.project, self.instance, self.table_id)
 
     def start_bundle(self):
-        self.rows = {}  # row key -> DirectRow holding this bundle's mutations, in order
+        self.rows = {}  # row key -> DirectRow holding the mutations not written yet, in order
+        self.updates_unwritten = 0
 
     def process(self, element, stored=beam.DoFn.StateParam(PROFILE)):
         key, update = element
         state = stored.read()
         if state is None:
-            state = state_from_row(self.table.read_row(key))
+            state = self.stored_profile(key)
         self.fold(key, update, state)
         stored.write(state)
+        self.updates_unwritten += 1
+        if self.updates_unwritten >= MAX_UPDATES_UNWRITTEN:
+            self.write_rows()
+
+    def stored_profile(self, key):
+        """The person's ProfileState as the table has it (the first record of a person
+        this worker sees, or the first after a restart)."""
+        return state_from_row(self.table.read_row(key))
 
     def fold(self, key, update, state):
         order = update.order
@@ -241,6 +251,14 @@ class _MergeIntoBigtableFn(beam.DoFn):
         _profiles_counter(update.operation).inc()
 
     def finish_bundle(self):
+        self.write_rows()
+
+    def write_rows(self):
+        """Writes the mutations made so far. Within a large bundle this runs every
+        MAX_UPDATES_UNWRITTEN updates: held to the bundle's end, a backlog's mutations
+        grew without bound, and the garbage collector walked them all, again and again.
+        Should the bundle fail after, its retry folds the same records into the same
+        state and writes the same cells again."""
         rows = [row for row in self.rows.values() if row._get_mutations()]
         for batch in mutation_batches(rows):
             failed = [s for s in self.table.mutate_rows(batch) if s.code != 0]
@@ -248,6 +266,7 @@ class _MergeIntoBigtableFn(beam.DoFn):
                 raise RuntimeError(f"{len(failed)} of {len(batch)} Bigtable row mutations "
                                    f"failed, first: {failed[0].message}")
         self.rows = {}
+        self.updates_unwritten = 0
 
     def _row(self, key):
         if key not in self.rows:

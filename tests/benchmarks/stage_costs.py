@@ -55,7 +55,7 @@ def measure(count, seed):
     from transforms import merge
     from transforms.catalog import Catalog
     from transforms.lake import arrow_schema, row_converter
-    from transforms.profile_store import keyed_by_person
+    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
     from transforms.records import RecordError, RecordParser
     from tests.benchmarks.worker_path import _no_io_merge_fn
 
@@ -101,8 +101,10 @@ def measure(count, seed):
 
     def fold(keyed):
         states = {}
-        for key, update in keyed:
+        for number, (key, update) in enumerate(keyed, 1):
             merger.fold(key, update, states.setdefault(key, merge.ProfileState()))
+            if number % MAX_UPDATES_UNWRITTEN == 0:  # as the pipeline does
+                merger.write_rows()
 
     decoded = step("decode Pub/Sub proto (message_from_proto)", protos,
                    lambda items: [message_from_proto(p) for p in items])

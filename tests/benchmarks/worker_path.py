@@ -22,7 +22,7 @@ What is measured, in both modes:
   (merge.apply on a ProfileState and the Bigtable DirectRow mutations it builds), with
   the ProfileState kept in Beam's ReadModifyWriteState in the Beam mode (a dict in the
   floor). Nothing is sent to Bigtable: no read_row of a new key (an empty ProfileState
-  instead), and finish_bundle counts the rows and drops them.
+  instead), and write_rows counts the rows and drops them.
 Not measured: Pub/Sub read and dead-letter publish, Bigtable I/O.
 
 The FnApiRunner's SDK worker is set as Dataflow's is by default: no SDK state cache (see
@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import typing
 
 from tests.benchmarks import harness
 
@@ -145,22 +144,20 @@ def _no_io_merge_fn(policy, retention):
     class MergeWithoutBigtable(_MergeIntoBigtableFn):
         def __init__(self):
             super().__init__("demo-project", "bench-instance", "profiles", policy, retention)
+            self.rows_written = 0
 
         def setup(self):
             self.table = None
 
-        def process(self, element, stored=beam.DoFn.StateParam(_MergeIntoBigtableFn.PROFILE)):
-            key, update = element
-            state = stored.read()
-            if state is None:
-                state = merge.ProfileState()  # the pipeline reads the row from Bigtable here
-            self.fold(key, update, state)
-            stored.write(state)
+        def stored_profile(self, key):
+            return merge.ProfileState()  # the pipeline reads the row from Bigtable here
 
-        def finish_bundle(self):
+        def write_rows(self):
             rows = [row for row in self.rows.values() if row._get_mutations()]
             beam.metrics.Metrics.counter("bench", "bigtable_rows").inc(len(rows))
+            self.rows_written += len(rows)
             self.rows = {}
+            self.updates_unwritten = 0
 
     return MergeWithoutBigtable()
 
@@ -274,7 +271,7 @@ def run_floor(inputs, catalog, lake):
     from transforms import merge
     from transforms.dead_letter import ERRORS_SCHEMA, to_error_row
     from transforms.identity import row_key
-    from transforms.profile_store import ProfileUpdate
+    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, ProfileUpdate
     from transforms.lake import arrow_schema, row_converter
     from transforms.read import message_from_proto
     from transforms.records import FailedMessage, RecordError, RecordParser
@@ -292,10 +289,9 @@ def run_floor(inputs, catalog, lake):
     rows_by_dataset = {}
     unchecked = {}
     error_rows = []
-    bigtable_rows = 0
     messages = (message_from_proto(encoded)
                 for path in inputs for encoded in read_pubsub_protos(path))
-    for number, message in enumerate(messages):
+    for message in messages:
         attributes = dict(message.attributes or {})
         publish_time = _plain_datetime(message.publish_time)
         try:
@@ -319,10 +315,10 @@ def run_floor(inputs, catalog, lake):
             key = row_key(*record.primary_identity)
             state = states.setdefault(key, merge.ProfileState())
             merger.fold(key, ProfileUpdate.of(record), state)
-        if number % 1000 == 999:  # a "bundle": drop the mutations built so far
-            bigtable_rows += sum(1 for r in merger.rows.values() if r._get_mutations())
-            merger.rows = {}
-    bigtable_rows += sum(1 for r in merger.rows.values() if r._get_mutations())
+            merger.updates_unwritten += 1
+            if merger.updates_unwritten >= MAX_UPDATES_UNWRITTEN:  # as the pipeline does
+                merger.write_rows()
+    merger.write_rows()
     for dataset, rows in rows_by_dataset.items():
         os.makedirs(os.path.join(lake, dataset), exist_ok=True)
         pq.write_table(pa.Table.from_pylist(rows, schema=schemas[dataset]),
@@ -333,7 +329,7 @@ def run_floor(inputs, catalog, lake):
     return {"what": "plain Python loop, one process",
             "valid": sum(len(rows) for rows in rows_by_dataset.values()),
             "lake_rows": sum(len(rows) for rows in rows_by_dataset.values()),
-            "error_rows": len(error_rows), "bigtable_rows": bigtable_rows}
+            "error_rows": len(error_rows), "bigtable_rows": merger.rows_written}
 
 
 def _cpu_seconds():
