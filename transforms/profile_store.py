@@ -44,7 +44,7 @@ RESET_COLUMN = b"reset"
 DELETED_COLUMN = b"deleted"
 MAX_EVENT_MS = 9_999_999_999_999
 MAX_MUTATIONS_PER_CALL = 50_000  # Bigtable's limit is 100,000 per MutateRows call
-MAX_UPDATES_UNWRITTEN = 1000  # records folded before their mutations are written
+MAX_UPDATES_UNWRITTEN = 10_000  # records folded before their mutations are written
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 # The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
 _CELL_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
