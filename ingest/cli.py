@@ -25,11 +25,13 @@ from google.cloud import pubsub_v1
 from google.cloud.bigtable import column_family as bigtable_column_family
 
 from ingest import generate, local_stack
-from ingest.profiles import open_table, read_profile
-from transforms.catalog import Catalog, CatalogError
-from transforms.dead_letter import ERROR_ATTRIBUTES  # `dead-letter pull` shows them first; `replay` drops them
-from transforms.profile_store import column_families
-from transforms.records import MAX_ERRORS_PER_RECORD, RecordError, RecordParser
+from domain.profile_table import read_profile
+from ingest.clients import open_table
+from domain.catalog import Catalog, CatalogError
+from domain.dead_letters import ERROR_ATTRIBUTES
+from domain.profile_table import column_families
+from domain.records import RecordError
+from domain.parsing import MAX_ERRORS_PER_RECORD, RecordParser
 
 logger = logging.getLogger("ingest")
 

@@ -16,8 +16,9 @@ import pyarrow.parquet as pq
 from google.cloud import pubsub_v1
 
 from ingest import cli, local_stack
-from ingest.profiles import open_table, read_profile
-from transforms.catalog import Catalog
+from domain.profile_table import read_profile
+from ingest.clients import open_table
+from domain.catalog import Catalog
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -32,7 +32,7 @@ from google.api_core import retry
 from google.api_core.exceptions import AlreadyExists, NotFound
 from google.cloud import bigtable, pubsub_v1
 
-from transforms.profile_store import column_families
+from domain.profile_table import column_families
 
 logger = logging.getLogger(__name__)
 

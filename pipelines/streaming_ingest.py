@@ -16,10 +16,11 @@ import apache_beam as beam
 from apache_beam.options.pipeline_options import (
     GoogleCloudOptions, PipelineOptions, StandardOptions)
 
-from transforms.catalog import Catalog, CatalogError
+from domain.catalog import Catalog, CatalogError
 from transforms.dead_letter import DeadLetter
 from transforms.lake import WriteToLake
-from transforms.profile_store import WriteProfiles, column_families
+from domain.profile_table import column_families
+from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import pytest
 
 from ingest import local_stack
-from transforms.catalog import Catalog
+from domain.catalog import Catalog
 
 TEST_PROJECT = "demo-project"
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"

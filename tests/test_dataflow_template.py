@@ -28,7 +28,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipelines.streaming_ingest import (
     IngestOptions, build_pipeline, check_options, parse_options, run)
-from transforms.catalog import Catalog
+from domain.catalog import Catalog
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"

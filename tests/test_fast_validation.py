@@ -1,7 +1,7 @@
 """The fast validator (jsonschema-rs) against the reference (python-jsonschema).
 
 The record parser accepts a record when the fast validator says valid, and asks the
-reference otherwise (transforms/records.py). So the one property that matters is
+reference otherwise (domain/records.py). So the one property that matters is
 "fast-valid => reference-valid"; these tests check it, and that the two also agree the
 other way, on the project's schemas and on Adobe's XDM corpus: every example record, and
 mutations of each made systematically at every path of it (a wrong type, the field
@@ -33,9 +33,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from test_xdm_corpus import DANGLING, corpus, examples_with_their_schema  # noqa: F401 (fixture)
-from transforms.catalog import Catalog, Dataset
-from transforms.records import RecordError, RecordParser
-from transforms.schemas import CHECKED_FORMATS, FAST_FORMATS, SchemaRegistry, _rust_regex
+from domain.catalog import Catalog, Dataset
+from domain.records import RecordError
+from domain.parsing import RecordParser
+from domain.schemas import CHECKED_FORMATS, FAST_FORMATS, SchemaRegistry, _rust_regex
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -634,7 +635,7 @@ def test_a_schema_reaching_a_regex_beyond_the_fast_path_goes_to_the_reference(ca
         {"$id": "https://x/b",
          "$defs": {"words": {"patternProperties": {r"^\w+$": {"type": "integer"}}}}},
         {"$id": "https://x/c", "type": "object"})
-    with caplog.at_level(logging.WARNING, logger="transforms.schemas"):
+    with caplog.at_level(logging.WARNING, logger="domain.schemas"):
         assert registry.fast_validator("https://x/a") is None
         assert registry.fast_validator("https://x/a") is None
         assert registry.fast_validator("https://x/c") is not None
@@ -652,7 +653,7 @@ def test_a_schema_jsonschema_rs_cannot_compile_goes_to_the_reference(caplog):
               "patternProperties": {"n.m": {"type": "string", "pattern": "^[0-9]+$"}}}
     catalog = Catalog(datasets={"d": Dataset("d", "https://x/s", "event", False)},
                       registry=registry_of(schema))
-    with caplog.at_level(logging.WARNING, logger="transforms.schemas"):
+    with caplog.at_level(logging.WARNING, logger="domain.schemas"):
         parser = RecordParser(catalog)
         RecordParser(catalog)
     assert parser.fast_validators == {"d": None}

@@ -9,8 +9,9 @@ import pytest
 
 from ingest import cli
 from ingest.generate import INVALID_CLASSES, RecordGenerator
-from transforms.catalog import Catalog
-from transforms.records import RecordError, RecordParser
+from domain.catalog import Catalog
+from domain.records import RecordError
+from domain.parsing import RecordParser
 from pubsub_helpers import pull_messages
 
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"

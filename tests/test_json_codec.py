@@ -1,4 +1,4 @@
-"""transforms/json_codec.py: orjson's answers, where it is used, are exactly json's.
+"""domain/json_codec.py: orjson's answers, where it is used, are exactly json's.
 
 Every test compares with the stdlib: `_decode_json`'s own json path (the codec switched
 off) for decoding, a json.JSONEncoder with the canonical options for encoding. `same` is
@@ -27,9 +27,10 @@ from hypothesis import strategies as st
 
 from test_fast_validation import EXAMPLE_FILES, EXAMPLES, mutations
 from test_xdm_corpus import corpus  # noqa: F401 (fixture)
-from transforms import json_codec, merge
-from transforms.catalog import Catalog
-from transforms.records import RecordError, RecordParser, _decode_json
+from domain import json_codec, merge
+from domain.catalog import Catalog
+from domain.records import RecordError
+from domain.parsing import RecordParser, _decode_json
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # The authority, built here rather than taken from the code under test.

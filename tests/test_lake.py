@@ -11,9 +11,9 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
-from transforms.catalog import Catalog
+from domain.catalog import Catalog
 from transforms.lake import WriteToLake
-from transforms.records import RecordParser
+from domain.parsing import RecordParser
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 

@@ -9,8 +9,8 @@ import pytest
 from google.cloud import bigtable, pubsub_v1
 
 from ingest import cli, local_stack
-from transforms.catalog import Catalog
-from transforms.profile_store import column_families
+from domain.catalog import Catalog
+from domain.profile_table import column_families
 from pubsub_helpers import pull_messages
 
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"

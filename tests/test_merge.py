@@ -4,7 +4,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from transforms import merge
+from domain import merge
 
 DATASETS = ("crm", "loyalty", "web")
 POINTERS = ("/name", "/tier", "/points")

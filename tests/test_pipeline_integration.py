@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigtable, pubsub_v1
 
-from transforms.identity import row_key
-from transforms.profile_store import ATTRIBUTES_FAMILY
+from domain.profile_table import row_key
+from domain.profile_table import ATTRIBUTES_FAMILY
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ from google.cloud.bigtable import column_family
 
 from ingest import cli
 from test_profile_store import run_and_read, sample_stream
-from transforms.catalog import Catalog
-from transforms.profile_store import column_families
+from domain.catalog import Catalog
+from domain.profile_table import column_families
 
 pytestmark = pytest.mark.filterwarnings("ignore:Connecting to Bigtable emulator")
 

@@ -15,10 +15,11 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
 
 from ingest import local_stack
-from ingest.profiles import open_table, read_profile
-from transforms.catalog import Catalog
+from domain.profile_table import read_profile
+from ingest.clients import open_table
+from domain.catalog import Catalog
 from transforms.profile_store import WriteProfiles
-from transforms.records import RecordParser
+from domain.parsing import RecordParser
 
 pytestmark = pytest.mark.integration
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
@@ -142,7 +143,7 @@ def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, c
 
 
 def _tiebreak_of(catalog, tier):
-    from transforms import merge
+    from domain import merge
     record = RecordParser(catalog).parse(profile_record(
         "tie-1" if tier == "silver" else "tie-2", "2026-11-20T00:00:00Z", "grace@example.com",
         loyalty={"tier": tier}))
@@ -151,7 +152,7 @@ def _tiebreak_of(catalog, tier):
 
 def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several():
     from google.cloud.bigtable.row import DirectRow
-    from transforms.profile_store import mutation_batches
+    from domain.profile_writes import mutation_batches
     rows = []
     for number, cells in enumerate([3, 4, 2, 6, 1]):
         row = DirectRow(f"row-{number}".encode())
@@ -167,10 +168,10 @@ def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several(
 def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
     import datetime
     from google.cloud.bigtable.row import DirectRow
-    from transforms.profile_store import _replace_cell
+    from domain.profile_table import replace_cell
     for time_us in (0, 1_000, 1_762_070_400_000_000, 1_762_070_400_123_000, 1_762_070_400_123_999):
         ours, theirs = DirectRow(b"k"), DirectRow(b"k")
-        _replace_cell(ours, "attr", b"/a", '{"value": "é"}', time_us)
+        replace_cell(ours, "attr", b"/a", '{"value": "é"}', time_us)
         theirs.delete_cell("attr", b"/a")
         theirs.set_cell("attr", b"/a", '{"value": "é"}', timestamp=datetime.datetime(
             1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=time_us))
@@ -179,7 +180,7 @@ def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
 
 
 def test_leaf_attributes_name_each_leaf_by_its_json_pointer():
-    from transforms.profile_store import leaf_attributes
+    from domain.profile_writes import leaf_attributes
     entity = {"person": {"name": {"first": "Ada", "last": None}, "tags": ["a", {"b": 1}]},
               "a/b": {"c~d": 1.5}, "empty": {}, "": {"x": True},
               "identityMap": {"email": [{"id": "a@b.c"}]}}
@@ -194,9 +195,10 @@ def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
     import apache_beam as beam
     from ingest.generate import RecordGenerator
     from test_json_codec import same
-    from transforms import merge
-    from transforms.profile_store import ProfileUpdate, ProfileUpdateCoder, key_by_person
-    from transforms.records import RecordError
+    from domain import merge
+    from domain.profile_writes import ProfileUpdate
+    from transforms.profile_store import ProfileUpdateCoder, key_by_person
+    from domain.records import RecordError
 
     parser = RecordParser(catalog)
     updates = []

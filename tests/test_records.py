@@ -4,9 +4,10 @@ import pathlib
 
 import pytest
 
-from transforms.catalog import Catalog, CatalogError
-from transforms.identity import row_key
-from transforms.records import MAX_MESSAGE_BYTES, RecordError, RecordParser
+from domain.catalog import Catalog, CatalogError
+from domain.profile_table import row_key
+from domain.records import RecordError
+from domain.parsing import MAX_MESSAGE_BYTES, RecordParser
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from transforms.schemas import SchemaRegistry, SchemaRegistryError
+from domain.schemas import SchemaRegistry, SchemaRegistryError
 
 
 def write(folder, name, schema):

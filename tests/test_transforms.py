@@ -13,10 +13,14 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
-from transforms.catalog import Catalog
-from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row, to_pubsub_message
-from transforms.lake import WriteParquetPartitions, WriteToLake, arrow_ipc_bytes, arrow_schema
-from transforms.records import FailedMessage, RecordError, RecordParser
+from domain.catalog import Catalog
+from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
+from transforms.dead_letter import to_error_row, to_pubsub_message
+from transforms.lake import WriteParquetPartitions, WriteToLake
+from domain.lake_files import arrow_ipc_bytes
+from domain.lake_schema import arrow_schema
+from domain.records import FailedMessage, RecordError
+from domain.parsing import RecordParser
 from transforms.validate import ParseAndValidate
 
 EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
@@ -152,20 +156,19 @@ def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_
 
 
 def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_path):
-    # Tables arrive as pyarrow Tables or as Arrow IPC bytes (what WriteToLake sends).
+    # Tables arrive as Arrow IPC bytes, the writer's one input form.
     import pyarrow as pa
     current = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
     older = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
     batches = [
-        window.TimestampedValue((("ds", 0), pa.Table.from_pylist(
-            [{"_id": "a", "points": 1, "gone": "x"}], schema=older)), 10),
-        window.TimestampedValue((("ds", 0), pa.Table.from_pylist(
-            [{"_id": "b", "points": 2, "tier": "gold"}], schema=current)), 10),
-        window.TimestampedValue((("ds", 0), {"_id": "c", "points": 3}), 10),
-        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(
-            [{"_id": "d", "points": 4, "tier": "teal"}], schema=current))), 10),
-        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(
-            [{"_id": "e", "points": 5, "gone": "y"}], schema=older))), 10),
+        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(rows, schema))), 10)
+        for rows, schema in [
+            ([{"_id": "a", "points": 1, "gone": "x"}], older),
+            ([{"_id": "b", "points": 2, "tier": "gold"}], current),
+            ([{"_id": "c", "points": 3}], current),
+            ([{"_id": "d", "points": 4, "tier": "teal"}], current),
+            ([{"_id": "e", "points": 5, "gone": "y"}], older),
+        ]
     ]
     with streaming_pipeline() as p:
         _ = (p | TestStream().add_elements(batches).advance_watermark_to_infinity()

@@ -12,8 +12,8 @@ import pathlib
 import pyarrow as pa
 import pytest
 
-from transforms.lake import ADDITIONAL, arrow_schema_of, to_arrow_row
-from transforms.schemas import SchemaRegistry, SchemaRegistryError
+from domain.lake_schema import ADDITIONAL, arrow_schema_of, to_arrow_row
+from domain.schemas import SchemaRegistry, SchemaRegistryError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CORPUS = pathlib.Path(os.environ.get("XDM_CORPUS", ROOT.parent / "shared" / "xdm"))

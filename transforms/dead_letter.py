@@ -1,11 +1,6 @@
-"""Dead letter: every message that fails, at any step, kept in two places with its reason.
-
-- the dead-letter Pub/Sub topic: the payload unchanged, the reason in `error_*`
-  attributes, for replay (`ingest replay`);
-- the lake's `_errors` dataset: payload, attributes, dataset, error class, errors, step,
-  publish and processing time, for diagnosis with SQL.
-"""
-import datetime
+"""Dead letter: every message that fails, at any step, kept in two places with its reason
+(the forms: domain/dead_letters.py): the dead-letter topic, for replay, and the lake's
+`_errors` dataset, for SQL."""
 import time
 
 import apache_beam as beam
@@ -14,28 +9,10 @@ from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
+from domain.dead_letters import (ERRORS_DATASET, ERRORS_SCHEMA, dead_letter_attributes,
+                                 error_row)
+from domain.lake_files import arrow_ipc_bytes
 from transforms.lake import WriteParquetPartitions
-
-ERRORS_DATASET = "_errors"
-MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit on an attribute value
-# The attributes the pipeline adds; `ingest replay` takes them off again.
-ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step",
-                    "error_dataset")
-_TIME = pa.timestamp("us", tz="UTC")
-ERRORS_SCHEMA = pa.schema([
-    ("payload", pa.binary()),
-    ("attributes", pa.map_(pa.string(), pa.string())),
-    ("dataset", pa.string()),
-    ("error_class", pa.string()),
-    ("error_message", pa.string()),
-    ("error_pointer", pa.string()),
-    ("errors", pa.list_(pa.struct(
-        [("pointer", pa.string()), ("keyword", pa.string()), ("message", pa.string())]))),
-    ("step", pa.string()),
-    ("_publish_time", _TIME),
-    ("_ingested_at", _TIME),
-    ("_message_id", pa.string()),
-])
 
 
 class DeadLetter(beam.PTransform):
@@ -59,39 +36,17 @@ class DeadLetter(beam.PTransform):
 
 
 def to_pubsub_message(failed):
-    reason = dict(zip(ERROR_ATTRIBUTES, (failed.error_class, failed.error_message,
-                                         failed.error_pointer, failed.step, failed.dataset)))
-    attributes = dict(failed.attributes)
-    attributes.update({k: _truncate(v) for k, v in reason.items() if v})
-    return PubsubMessage(failed.payload, attributes)
+    return PubsubMessage(failed.payload, dead_letter_attributes(failed))
 
 
 def to_error_row(failed):
-    """((`_errors`, shard 0), row), stamped with the time the dead letter took it in."""
+    """((`_errors`, shard 0), a one-row table as IPC bytes), stamped with the time the
+    dead letter took it in: the lake writer's one input form."""
     ingested_at = time.time()
-    row = {
-        "payload": failed.payload,
-        "attributes": sorted(failed.attributes.items()),
-        "dataset": failed.dataset,
-        "error_class": failed.error_class,
-        "error_message": failed.error_message,
-        "error_pointer": failed.error_pointer,
-        "errors": [vars(v) for v in failed.violations],
-        "step": failed.step,
-        "_publish_time": failed.publish_time,
-        "_ingested_at": datetime.datetime.fromtimestamp(ingested_at, datetime.timezone.utc),
-        "_message_id": failed.message_id,
-    }
-    return window.TimestampedValue(((ERRORS_DATASET, 0), row), ingested_at)
+    table = pa.Table.from_pylist([error_row(failed, ingested_at)], schema=ERRORS_SCHEMA)
+    return window.TimestampedValue(((ERRORS_DATASET, 0), arrow_ipc_bytes(table)), ingested_at)
 
 
 def _count(failed):
     Metrics.counter("dead_letter", failed.error_class).inc()
     return failed
-
-
-def _truncate(text):
-    encoded = text.encode("utf-8")
-    if len(encoded) <= MAX_ATTRIBUTE_VALUE_BYTES:
-        return text
-    return encoded[:MAX_ATTRIBUTE_VALUE_BYTES - 3].decode("utf-8", errors="ignore") + "..."

@@ -2,17 +2,18 @@
 import datetime
 import functools
 import logging
-import uuid
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from transforms.records import FailedMessage, RecordError, RecordParser
+from domain.parsing import RecordParser
+from domain.records import FailedMessage, RecordError
+from transforms.per_process import PerProcess
 
 VALID = "valid"
 FAILED = "failed"
 STEP = "parse_and_validate"
-_PARSERS = {}
+FAST_PATH_DISAGREEMENTS = Metrics.counter("validation", "fast_path_disagreement")
 
 
 class ParseAndValidate(beam.PTransform):
@@ -30,14 +31,11 @@ class ParseAndValidate(beam.PTransform):
 class _ParseFn(beam.DoFn):
     def __init__(self, catalog):
         self.catalog = catalog
-        self.parser_key = uuid.uuid4().hex  # the same in every copy of this DoFn
+        self.parser_handle = PerProcess()  # the parser compiles a validator per dataset
 
     def setup(self):
-        # The DirectRunner sets a DoFn up again for every bundle: one parser (and its
-        # compiled validators) per process.
-        if self.parser_key not in _PARSERS:
-            _PARSERS[self.parser_key] = RecordParser(self.catalog)
-        self.parser = _PARSERS[self.parser_key]
+        self.parser = self.parser_handle.acquire(lambda: RecordParser(
+            self.catalog, on_fast_path_disagreement=FAST_PATH_DISAGREEMENTS.inc))
 
     def process(self, message):
         attributes = dict(message.attributes or {})

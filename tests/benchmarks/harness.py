@@ -30,10 +30,10 @@ from google.cloud.bigtable import row_filters
 from google.cloud.bigtable.row_set import RowSet
 
 from ingest import local_stack
-from ingest.profiles import open_table
-from transforms.catalog import Catalog
-from transforms.identity import row_key
-from transforms.profile_store import ATTRIBUTES_FAMILY
+from ingest.clients import open_table
+from domain.catalog import Catalog
+from domain.profile_table import row_key
+from domain.profile_table import ATTRIBUTES_FAMILY
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CATALOG = "examples/catalog.yaml"

@@ -20,7 +20,7 @@ import time
 
 from tests.benchmarks import harness
 from tests.benchmarks.harness import milliseconds, nearest_rank
-from transforms.identity import row_key
+from domain.profile_table import row_key
 
 STATE_DIR = harness.ROOT / ".local-stack-bench"
 POLL_INTERVAL_SECONDS = 0.010

@@ -52,11 +52,12 @@ def print_table(figures):
 def measure(count, seed):
     import pyarrow as pa
     from transforms.read import message_from_proto
-    from transforms import merge
-    from transforms.catalog import Catalog
-    from transforms.lake import arrow_schema, row_converter
+    from domain import merge
+    from domain.catalog import Catalog
+    from domain.lake_schema import arrow_schema, row_converter
     from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
-    from transforms.records import RecordError, RecordParser
+    from domain.records import RecordError
+    from domain.parsing import RecordParser
     from tests.benchmarks.worker_path import _no_io_merge_fn
 
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
@@ -102,7 +103,7 @@ def measure(count, seed):
     def fold(keyed):
         states = {}
         for number, (key, update) in enumerate(keyed, 1):
-            merger.fold(key, update, states.setdefault(key, merge.ProfileState()))
+            merger.pending.fold(key, update, states.setdefault(key, merge.ProfileState()), lambda key: None)
             if number % MAX_UPDATES_UNWRITTEN == 0:  # as the pipeline does
                 merger.write_rows()
 

@@ -80,7 +80,7 @@ def run(options, command_line):
     from google.cloud import pubsub_v1
 
     from ingest import local_stack
-    from transforms.catalog import Catalog
+    from domain.catalog import Catalog
 
     machine = harness.describe_machine()
     names = harness.NAMES
@@ -273,14 +273,17 @@ def run_floor(count):
     from google.cloud import pubsub_v1
     from google.cloud.bigtable.row import DirectRow
 
-    from ingest.profiles import open_table
-    from transforms.catalog import Catalog
-    from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
-    from transforms.identity import row_key
-    from transforms.lake import arrow_schema, row_converter
-    from transforms.profile_store import (ATTRIBUTES_FAMILY, event_column, events_family,
-                                          leaf_attributes, _micros)
-    from transforms.records import FailedMessage, RecordError, RecordParser
+    from ingest.clients import open_table
+    from domain.catalog import Catalog
+    from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
+    from domain.dead_letters import error_row
+    from domain.profile_table import row_key
+    from domain.lake_schema import arrow_schema, row_converter
+    from domain.profile_table import ATTRIBUTES_FAMILY, event_column, events_family
+    from domain.profile_writes import leaf_attributes
+    from domain.times import micros as _micros
+    from domain.records import FailedMessage, RecordError
+    from domain.parsing import RecordParser
     from transforms.validate import STEP, _plain_datetime
 
     names = harness.NAMES
@@ -318,7 +321,7 @@ def run_floor(count):
                 failed = FailedMessage.of(error, STEP, message.data, attributes,
                                           message.message_id, publish_time)
                 rows_by_dataset.setdefault(ERRORS_DATASET, []).append(
-                    to_error_row(failed).value[1])
+                    error_row(failed, time.time()))
                 continue
             row = converters[record.dataset](record.entity)
             row.update(_record_time=record.record_time, _publish_time=record.publish_time,

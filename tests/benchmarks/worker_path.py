@@ -138,7 +138,7 @@ def generated_messages(count, seed):
 def _no_io_merge_fn(policy, retention):
     """WriteProfiles' stateful DoFn with the Bigtable I/O taken out."""
     import apache_beam as beam
-    from transforms import merge
+    from domain import merge
     from transforms.profile_store import _MergeIntoBigtableFn
 
     class MergeWithoutBigtable(_MergeIntoBigtableFn):
@@ -153,17 +153,16 @@ def _no_io_merge_fn(policy, retention):
             return merge.ProfileState()  # the pipeline reads the row from Bigtable here
 
         def write_rows(self):
-            rows = [row for row in self.rows.values() if row._get_mutations()]
+            rows = self.pending.take()
             beam.metrics.Metrics.counter("bench", "bigtable_rows").inc(len(rows))
             self.rows_written += len(rows)
-            self.rows = {}
             self.updates_unwritten = 0
 
     return MergeWithoutBigtable()
 
 
 def run_mode(mode, count, seed):
-    from transforms.catalog import Catalog
+    from domain.catalog import Catalog
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
     messages, counts = generated_messages(count, seed)
     sizes = sorted(len(m.data) for m in messages)
@@ -222,8 +221,9 @@ def run_beam(inputs, catalog, lake):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
-    from transforms import merge
-    from transforms.dead_letter import ERRORS_DATASET, ERRORS_SCHEMA, to_error_row
+    from domain import merge
+    from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
+    from transforms.dead_letter import to_error_row
     from transforms.lake import WriteToLake
     from transforms.profile_store import key_by_person
     from transforms.read import _ReadFromPubSub
@@ -268,13 +268,16 @@ def run_beam(inputs, catalog, lake):
 def run_floor(inputs, catalog, lake):
     import pyarrow as pa
     import pyarrow.parquet as pq
-    from transforms import merge
-    from transforms.dead_letter import ERRORS_SCHEMA, to_error_row
-    from transforms.identity import row_key
-    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, ProfileUpdate
-    from transforms.lake import arrow_schema, row_converter
+    from domain import merge
+    from domain.dead_letters import ERRORS_SCHEMA
+    from domain.dead_letters import error_row
+    from domain.profile_table import row_key
+    from domain.profile_writes import ProfileUpdate
+    from transforms.profile_store import MAX_UPDATES_UNWRITTEN
+    from domain.lake_schema import arrow_schema, row_converter
     from transforms.read import message_from_proto
-    from transforms.records import FailedMessage, RecordError, RecordParser
+    from domain.records import FailedMessage, RecordError
+    from domain.parsing import RecordParser
     from transforms.validate import STEP, _plain_datetime
 
     parser = RecordParser(catalog)
@@ -299,7 +302,7 @@ def run_floor(inputs, catalog, lake):
         except RecordError as error:
             failed = FailedMessage.of(error, STEP, message.data, attributes,
                                       message.message_id, publish_time)
-            error_rows.append(to_error_row(failed).value[1])
+            error_rows.append(error_row(failed, time.time()))
             continue
         row = converters[record.dataset](record.entity)
         row.update(_record_time=record.record_time, _publish_time=record.publish_time,
@@ -314,7 +317,7 @@ def run_floor(inputs, catalog, lake):
         if record.feeds_profile:
             key = row_key(*record.primary_identity)
             state = states.setdefault(key, merge.ProfileState())
-            merger.fold(key, ProfileUpdate.of(record), state)
+            merger.pending.fold(key, ProfileUpdate.of(record), state, lambda key: None)
             merger.updates_unwritten += 1
             if merger.updates_unwritten >= MAX_UPDATES_UNWRITTEN:  # as the pipeline does
                 merger.write_rows()

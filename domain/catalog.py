@@ -9,7 +9,7 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
                      kind: profile, profile: true}
 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
-The schemas form a SchemaRegistry (transforms/schemas.py).
+The schemas form a SchemaRegistry (domain/schemas.py).
 """
 import dataclasses
 import json
@@ -17,7 +17,7 @@ import json
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.schemas import SchemaRegistry, SchemaRegistryError, relative_to
+from domain.schemas import SchemaRegistry, SchemaRegistryError, relative_to
 
 KINDS = ("profile", "event")
 DEFAULT_RETENTION_DAYS = 90

@@ -1,94 +1,27 @@
 """From a Pub/Sub message to a validated record, or to the reason it cannot be one.
 
-Plain Python (Beam only for a metrics counter): the pipeline's ParseAndValidate and the
-CLI's checks share it.
-
-Validation: the fast validator (jsonschema-rs) accepts most records; a record it does not
-accept goes to the reference validator (python-jsonschema) exactly as before, which says
-what is wrong, and has the last word: where it finds nothing wrong, the record is valid
-and the disagreement is counted (see transforms/schemas.py FastValidator).
+The pipeline's ParseAndValidate and the CLI's checks share it. Validation: the fast
+validator (jsonschema-rs) accepts most records; a record it does not accept goes to the
+reference validator (python-jsonschema), which says what is wrong and has the last word:
+where it finds nothing wrong, the record is valid and the disagreement is counted
+(`fast_path_disagreements`, and the optional callback, which the pipeline points at a
+metric).
 """
-import dataclasses
 import datetime
 import json
 import math
 import re
 
-from apache_beam.metrics import Metrics
-
-from transforms import json_codec
-from transforms.identity import IdentityError, primary_identity
+from domain import json_codec
+from domain.identity import IdentityError, primary_identity
+from domain.records import OPERATIONS, Record, RecordError, Violation, json_pointer
+from domain.times import EPOCH
 
 MAX_MESSAGE_BYTES = 1_000_000  # Adobe's streaming limit per request
 MAX_NESTING = 64  # levels of objects and arrays; XDM records use about 10
 MAX_IDENTITIES_PER_RECORD = 20  # Adobe's limit
-OPERATIONS = ("merge", "create", "delete")
 MAX_ERRORS_PER_RECORD = 5
 MAX_ERROR_TEXT = 300
-EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
-FAST_PATH_DISAGREEMENTS = Metrics.counter("validation", "fast_path_disagreement")
-
-
-@dataclasses.dataclass(frozen=True)
-class Violation:
-    """One schema error: where (JSON pointer in the record), which keyword, and what."""
-    pointer: str
-    keyword: str
-    message: str
-
-    def __str__(self):
-        return f"{self.pointer or '/'}: {self.message} ({self.keyword})"
-
-
-class RecordError(Exception):
-    """Why a message is not a valid record. `error_class` is stable: users filter on it."""
-
-    def __init__(self, error_class, message, pointer="", dataset="", violations=()):
-        super().__init__(message)
-        self.error_class = error_class
-        self.message = message
-        self.pointer = pointer
-        self.dataset = dataset
-        self.violations = list(violations)  # for schema_violation: the first few
-
-
-@dataclasses.dataclass
-class Record:
-    dataset: str
-    kind: str  # "profile" or "event"
-    feeds_profile: bool
-    entity: dict  # the XDM record itself (the envelope's body.xdmEntity)
-    record_time: datetime.datetime  # the record's own time, UTC: see record_time()
-    primary_identity: tuple  # (namespace, id), or None where the dataset feeds no profile
-    message_id: str
-    publish_time: datetime.datetime  # None outside Pub/Sub
-    payload: bytes  # the message as received, for the dead letter
-    attributes: dict
-    operation: str = "merge"  # merge, create or delete (transforms/merge.py)
-
-
-@dataclasses.dataclass
-class FailedMessage:
-    """A message that failed at some step, with why: what the dead letter keeps."""
-    payload: bytes  # the message exactly as received
-    attributes: dict  # the message's own attributes
-    error_class: str  # stable, e.g. not_json, unknown_dataset, schema_violation
-    error_message: str
-    error_pointer: str  # JSON pointer of the failing field, "" when none applies
-    step: str  # the pipeline step that failed it
-    dataset: str = ""
-    violations: list = dataclasses.field(default_factory=list)  # of Violation
-    message_id: str = ""
-    publish_time: datetime.datetime = None
-
-    @classmethod
-    def of(cls, error, step, payload, attributes, message_id="", publish_time=None):
-        """From a RecordError."""
-        return cls(payload=payload, attributes=attributes, error_class=error.error_class,
-                   error_message=error.message, error_pointer=error.pointer, step=step,
-                   dataset=error.dataset or attributes.get("dataset", ""),
-                   violations=error.violations, message_id=message_id,
-                   publish_time=publish_time)
 
 
 class RecordParser:
@@ -97,10 +30,12 @@ class RecordParser:
     `fast_validation=False` validates with the reference validator only, as before the
     fast path existed. Pickles as its catalog and options; validators are rebuilt."""
 
-    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD, *, fast_validation=True):
+    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD, *, fast_validation=True,
+                 on_fast_path_disagreement=None):
         self.catalog = catalog
         self.max_errors = max_errors
         self.fast_validation = fast_validation
+        self.on_fast_path_disagreement = on_fast_path_disagreement
         self._build_validators()
 
     def _build_validators(self):
@@ -114,7 +49,8 @@ class RecordParser:
 
     def __getstate__(self):  # jsonschema-rs validators do not pickle: rebuilt on arrival
         return {"catalog": self.catalog, "max_errors": self.max_errors,
-                "fast_validation": self.fast_validation}
+                "fast_validation": self.fast_validation,
+                "on_fast_path_disagreement": self.on_fast_path_disagreement}
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -210,7 +146,8 @@ class RecordParser:
                         key=lambda e: list(map(str, e.absolute_path)))
         if not errors and fast is not None:  # the reference has the last word
             self.fast_path_disagreements += 1
-            FAST_PATH_DISAGREEMENTS.inc()
+            if self.on_fast_path_disagreement is not None:
+                self.on_fast_path_disagreement()
         if errors:
             shown = [Violation(json_pointer(e.absolute_path), str(e.validator), _shorten(e.message))
                      for e in errors[:max(1, self.max_errors)]]
@@ -239,10 +176,6 @@ def record_time(kind, entity, header, publish_time):
             parsed = parsed.replace(tzinfo=datetime.timezone.utc)
         return parsed.astimezone(datetime.timezone.utc)
     return publish_time or datetime.datetime.now(datetime.timezone.utc)
-
-
-def json_pointer(path):
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def _operation(header, attributes):

@@ -22,7 +22,7 @@ import dataclasses
 import hashlib
 import typing
 
-from transforms import json_codec
+from domain import json_codec
 
 MAX_IDENTITIES_PER_PROFILE = 50
 

@@ -1,27 +1,11 @@
-"""Identities: which one of a record's identityMap is primary, and the row key it maps to.
-
-Row key: `<4 hex digits of sha256>#<namespace, percent-encoded>#<identity id>`, UTF-8.
-The hash prefix spreads sequential identities over the key space; percent-encoding the
-namespace keeps `#` out of it, so the first `#` after the prefix always ends the namespace
-and no two (namespace, id) pairs share a key.
-"""
-import functools
-import hashlib
-import urllib.parse
-
-MAX_ROW_KEY_BYTES = 4096  # Bigtable's limit
+"""Identities: a record's identityMap, and which one of them is primary."""
+from domain.profile_table import MAX_ROW_KEY_BYTES, row_key
 
 
 class IdentityError(ValueError):
     def __init__(self, error_class, message):
         super().__init__(message)
         self.error_class = error_class
-
-
-@functools.lru_cache(maxsize=100_000)  # a person's identities come again and again
-def row_key(namespace, identity_id):
-    identity = f"{urllib.parse.quote(namespace, safe='')}#{identity_id}".encode("utf-8")
-    return hashlib.sha256(identity).hexdigest()[:4].encode("ascii") + b"#" + identity
 
 
 def identities(entity):
