@@ -553,7 +553,7 @@ def test_the_dockerfile_follows_the_flex_template_conventions():
                            "FLEX_TEMPLATE_PYTHON_SETUP_FILE": "setup.py"}
     copied = [word for line in re.findall(r"^COPY (.+)$", dockerfile, re.M)
               for word in line.split()[:-1]]
-    assert {"pyproject.toml", "setup.py", "README.md", "pipelines", "transforms",
+    assert {"pyproject.toml", "setup.py", "README.md", "pipelines", "transforms", "domain",
             "ingest"} <= set(copied)
     for source in copied:  # the build context is the repository root
         assert (REPO / source).exists(), source
@@ -619,7 +619,7 @@ def installed(tmp_path_factory):
                     "help": [python, "-m", "pipelines.streaming_ingest", "--help"],
                     "ingest": [venv / "bin" / "ingest", "--help"],
                     "where": [python, "-c", "import pipelines.streaming_ingest, transforms, "
-                              "ingest; print(pipelines.streaming_ingest.__file__)"],
+                              "domain, ingest; print(pipelines.streaming_ingest.__file__)"],
                 }.items()}
 
     run_checked([python, "-m", "pip", "install", wheel], env=environment, timeout=1500)
@@ -643,8 +643,8 @@ def test_the_sdist_holds_the_packages_and_setup_py(installed):
     with tarfile.open(installed.sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     expected = {"setup.py", "pyproject.toml", "README.md"} | {
-        str(path.relative_to(REPO)) for package in ("pipelines", "transforms", "ingest")
-        for path in (REPO / package).glob("*.py")}
+        str(path.relative_to(REPO)) for package in ("pipelines", "transforms", "domain", "ingest")
+        for path in (REPO / package).rglob("*.py")}
     assert expected <= names, expected - names
 
 
