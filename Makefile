@@ -21,8 +21,8 @@ test: $(INSTALLED)
 
 # Throughput benchmarks (not tests): end to end on the local stack, then the worker path.
 bench: $(INSTALLED)
-	$(VENV)/bin/python -m tests.benchmarks.throughput $(BENCH_ARGS)
-	$(VENV)/bin/python -m tests.benchmarks.worker_path $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks.throughput $(BENCH_ARGS)
+	$(VENV)/bin/python -m benchmarks.worker_path $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .local-stack demo-lake build dist *.egg-info

@@ -11,9 +11,7 @@ objects and arrays), Hypothesis's near-valid records, and ingest.generate's stre
 The only disagreements allowed are the fast path's known refusals, where it declines and
 the reference decides: numbers that are not finite (NaN, Infinity) and lone surrogates.
 
-    python tests/test_fast_validation.py [--messages N]
-
-prints the per-record cost of RecordParser.parse with and without the fast path.
+The timing of the fast path is a benchmark: python -m benchmarks.validation_cost.
 """
 import collections
 import dataclasses
@@ -24,7 +22,6 @@ import math
 import pathlib
 import pickle
 import re
-import sys
 
 import jsonschema
 import jsonschema_rs
@@ -36,7 +33,9 @@ from test_xdm_corpus import DANGLING, corpus, examples_with_their_schema  # noqa
 from domain.catalog import Catalog, Dataset
 from domain.records import RecordError
 from domain.parsing import RecordParser
-from domain.schemas import CHECKED_FORMATS, FAST_FORMATS, SchemaRegistry, _rust_regex
+from domain.fast_validation import FAST_FORMATS, _rust_regex
+from domain.schema_drafts import CHECKED_FORMATS
+from domain.schemas import SchemaRegistry
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -693,45 +692,3 @@ def test_parser_and_registry_pickle_and_rebuild_their_fast_validators(catalog):
     assert registry.fast_validator("https://ns.example.com/xdm/experience-event") is not None
     reference_only = pickle.loads(pickle.dumps(RecordParser(catalog, fast_validation=False)))
     assert set(reference_only.fast_validators.values()) == {None}
-
-
-# ---------------------------------------------------------------------------
-# the timing (a script, not a test)
-
-
-def main(argv):
-    import argparse
-    import time
-    sys.path.insert(0, str(ROOT))
-    from tests.benchmarks.worker_path import generated_messages as benchmark_messages
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=20000)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=3)
-    options = parser.parse_args(argv)
-    catalog = Catalog.load(str(EXAMPLES / "catalog.yaml"))
-    messages, counts = benchmark_messages(options.messages, options.seed)
-    inputs = [(m.data, m.attributes, m.message_id, m.publish_time) for m in messages]
-    print(f"{len(inputs)} messages from ingest.generate (seed {options.seed}): {counts}")
-    for label, fast_validation in (("reference jsonschema only (before)", False),
-                                   ("jsonschema-rs fast path (after)", True)):
-        record_parser = RecordParser(catalog, fast_validation=fast_validation)
-        best = math.inf
-        for _ in range(options.rounds):
-            valid = 0
-            start = time.perf_counter()
-            for data, attributes, message_id, publish_time in inputs:
-                try:
-                    record_parser.parse(data, attributes, message_id, publish_time)
-                    valid += 1
-                except RecordError:
-                    pass
-            best = min(best, time.perf_counter() - start)
-        print(f"{label:38s} {best / len(inputs) * 1e6:8.1f} µs per message "
-              f"(best of {options.rounds}; {valid} valid, {len(inputs) - valid} failed; "
-              f"{record_parser.fast_path_disagreements // options.rounds} declined by the "
-              "fast path, accepted by the reference)")
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])

@@ -6,9 +6,7 @@ a type-exact deep equality (1 is not 1.0, nor True; -0.0 is not 0.0; NaN is NaN;
 order counts), and the first tests show it catching each of those, and orjson's raw
 answers where the codec must not use them.
 
-    python tests/test_json_codec.py [--records N] [--runs N]
-
-prints the µs per record of decoding and canonical encoding, stdlib and orjson.
+The timing of the codec is a benchmark: python -m benchmarks.json_codec_cost.
 """
 import decimal
 import hashlib
@@ -17,7 +15,6 @@ import math
 import pathlib
 import random
 import struct
-import sys
 from unittest import mock
 
 import orjson
@@ -554,62 +551,3 @@ def test_generated_records_mutated():
         except ValueError:
             continue
         check_record_and_mutations(document, 60)
-
-
-# ---------------------------------------------------------------------------
-# the timing (a script, not a test)
-
-
-def main(argv):
-    import argparse
-    import statistics
-    import time
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--records", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=9)
-    parser.add_argument("--seed", type=int, default=7)
-    options = parser.parse_args(argv)
-    messages = generated(options.records, options.seed)
-    record_parser = RecordParser(Catalog.load(str(EXAMPLES / "catalog.yaml")))
-    values = []
-    for payload, dataset in messages:
-        try:
-            record = record_parser.parse(payload, {"dataset": dataset})
-        except RecordError:
-            continue
-        values.append([record.dataset, record.entity])  # what merge.order_key encodes
-
-    def per_record(function, inputs):
-        times = []
-        for _ in range(options.runs):
-            start = time.perf_counter()
-            for item in inputs:
-                try:
-                    function(item)
-                except (RecordError, ValueError):  # invalid messages
-                    pass
-            times.append((time.perf_counter() - start) / len(inputs) * 1e6)
-        return statistics.median(times)
-
-    def dumps(value):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-
-    def reference(value):
-        return REFERENCE.encode(value).encode("utf-8")
-
-    payloads = [payload for payload, _ in messages]
-    with mock.patch.object(json_codec, "decode", no_fast_path):
-        decode_json = per_record(_decode_json, payloads)
-    size = sum(map(len, payloads)) / len(payloads)
-    print(f"{len(payloads)} generated messages (seed {options.seed}, {size:.0f} bytes on "
-          f"average), {len(values)} records; median of {options.runs} runs, µs per record")
-    print(f"decode     json {decode_json:5.2f}  orjson {per_record(_decode_json, payloads):5.2f}"
-          f"  (orjson.loads alone {per_record(orjson.loads, payloads):5.2f})")
-    print(f"canonical  json {per_record(reference, values):5.2f}  orjson "
-          f"{per_record(json_codec.canonical, values):5.2f}  (orjson.dumps alone "
-          f"{per_record(dumps, values):5.2f})")
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    main(sys.argv[1:])

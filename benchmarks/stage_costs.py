@@ -1,6 +1,6 @@
 """What each step of the worker path costs per message, in a plain loop (no Beam).
 
-    python -m tests.benchmarks.stage_costs [--messages N] [--seed S] [--json]
+    python -m benchmarks.stage_costs [--messages N] [--seed S] [--json]
 
 The same inputs as worker_path (N generated messages as Pub/Sub protos). Each step runs
 over all messages in turn, on the outputs of the step before, and is timed on its own
@@ -14,8 +14,8 @@ import gc
 import sys
 import time
 
-from tests.benchmarks import harness
-from tests.benchmarks.worker_path import FIXED_CLOCK, generated_messages
+from benchmarks import harness
+from benchmarks.worker_path import FIXED_CLOCK, generated_messages
 
 
 def main(argv=None):
@@ -58,7 +58,7 @@ def measure(count, seed):
     from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
     from domain.records import RecordError
     from domain.parsing import RecordParser
-    from tests.benchmarks.worker_path import _no_io_merge_fn
+    from benchmarks.worker_path import _no_io_merge_fn
 
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
     messages, _ = generated_messages(count, seed)

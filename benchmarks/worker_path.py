@@ -1,7 +1,7 @@
 """Worker-path throughput: the pipeline's transform chain on Beam's FnApiRunner (batch),
 beside the same functions in a plain Python loop (the floor).
 
-    python -m tests.benchmarks.worker_path [--messages N] [--seed S] [--json]
+    python -m benchmarks.worker_path [--messages N] [--seed S] [--json]
 
 No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.generate
 (RecordGenerator, seeded, fixed clock, 5% invalid, no duplicates), written before the
@@ -48,7 +48,7 @@ import sys
 import tempfile
 import time
 
-from tests.benchmarks import harness
+from benchmarks import harness
 
 FIXED_CLOCK = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
 SUBSCRIPTION = "projects/demo-project/subscriptions/ingest-input-sub"  # read by nothing here
@@ -70,7 +70,7 @@ def main(argv=None):
                               ("beam_small", "beam", small)):
         harness.progress(f"Running the {mode} with {count} messages")
         output = subprocess.run(
-            [sys.executable, "-m", "tests.benchmarks.worker_path", "--mode", mode,
+            [sys.executable, "-m", "benchmarks.worker_path", "--mode", mode,
              "--messages", str(count), "--seed", str(options.seed)],
             cwd=harness.ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
         results[name] = json.loads(output.strip().splitlines()[-1])

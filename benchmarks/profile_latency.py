@@ -1,6 +1,6 @@
 """Latency of the profile branch: from a record's publish to its row visible in Bigtable.
 
-    python -m tests.benchmarks.profile_latency [--rate R] [--seconds S] [--readers N]
+    python -m benchmarks.profile_latency [--rate R] [--seconds S] [--readers N]
         [--window-seconds W] [--deadline-seconds D] [--json]
 
 Starts Google's emulators on free ports (state in .local-stack-bench/), creates the
@@ -11,15 +11,15 @@ identity, noting the time just before each publish call. A poller reads the rows
 pending from Bigtable every 10 ms and notes when each becomes visible. A record not seen
 within the deadline after the last publish is lost: it stays in the quantiles, as slower
 than any record seen. Prints the figures (or JSON) and stops everything, whatever happens.
-See tests/benchmarks/README.md.
+See benchmarks/README.md.
 """
 import datetime
 import math
 import sys
 import time
 
-from tests.benchmarks import harness
-from tests.benchmarks.harness import milliseconds, nearest_rank
+from benchmarks import harness
+from benchmarks.harness import milliseconds, nearest_rank
 from domain.profile_table import row_key
 
 STATE_DIR = harness.ROOT / ".local-stack-bench"

@@ -1,6 +1,6 @@
 """Lake freshness: from a record's publish to the moment a query of the lake sees it.
 
-    python -m tests.benchmarks.lake_freshness [--rate R] [--seconds S] [--window-seconds W]
+    python -m benchmarks.lake_freshness [--rate R] [--seconds S] [--window-seconds W]
         [--deadline-seconds D] [--json]
 
 Starts Google's emulators on free ports (state in .local-stack-bench/lake-freshness/),
@@ -11,7 +11,7 @@ before each publish call. Every 250 ms a poller runs a DuckDB query of the datas
 Parquet files and notes when each `_id` first appears. A record not seen within the
 deadline after the last publish is lost: it stays in the quantiles, as slower than any
 record seen. Prints the figures (or JSON), in seconds and in multiples of W, and stops
-everything, whatever happens. See tests/benchmarks/README.md.
+everything, whatever happens. See benchmarks/README.md.
 """
 import datetime
 import glob
@@ -21,8 +21,8 @@ import time
 
 import duckdb
 
-from tests.benchmarks import harness
-from tests.benchmarks.harness import nearest_rank
+from benchmarks import harness
+from benchmarks.harness import nearest_rank
 
 STATE_DIR = harness.ROOT / ".local-stack-bench" / "lake-freshness"
 POLL_INTERVAL_SECONDS = 0.250

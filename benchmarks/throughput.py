@@ -1,7 +1,7 @@
 """Sustained end-to-end throughput: how fast the pipeline drains a Pub/Sub backlog, beside
 a plain Python consumer doing the same work (the floor).
 
-    python -m tests.benchmarks.throughput [--messages N] [--readers R]
+    python -m benchmarks.throughput [--messages N] [--readers R]
         [--window-seconds W] [--deadline-seconds D] [--seed S] [--json]
 
 1. Starts Google's emulators on free ports (state in .local-stack-bench/throughput/),
@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 
-from tests.benchmarks import harness
+from benchmarks import harness
 
 STATE_DIR = harness.ROOT / ".local-stack-bench" / "throughput"
 FLOOR_SUBSCRIPTION = "bench-input-floor-sub"
@@ -123,7 +123,7 @@ def run(options, command_line):
         harness.progress(f"Running the floor: a plain consumer of {FLOOR_SUBSCRIPTION}")
         machine["load_average_before_floor"] = round(os.getloadavg()[0], 2)
         output = subprocess.run(
-            [sys.executable, "-m", "tests.benchmarks.throughput", "--floor-worker",
+            [sys.executable, "-m", "benchmarks.throughput", "--floor-worker",
              "--messages", str(options.messages)],
             cwd=harness.ROOT, check=True, stdout=subprocess.PIPE, text=True,
             timeout=options.deadline_seconds + 60).stdout

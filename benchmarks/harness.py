@@ -6,7 +6,7 @@ ports, creates the topics, subscriptions and table, starts `python -m
 pipelines.streaming_ingest` on the DirectRunner, waits until a warm-up record reaches
 Bigtable, and stops everything on the way out, whatever happens. It then publishes with
 `publish_steadily`, a `VisibilityPoller` notes when each record becomes visible, and
-`wait_until_seen` waits for the rest. See tests/benchmarks/README.md.
+`wait_until_seen` waits for the rest. See benchmarks/README.md.
 """
 import argparse
 import contextlib
@@ -35,7 +35,7 @@ from domain.catalog import Catalog
 from domain.profile_table import row_key
 from domain.profile_table import ATTRIBUTES_FAMILY
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 CATALOG = "examples/catalog.yaml"
 DATASET = "crm-profiles"
 NAMES = dict(project="demo-project", topic="bench-input", subscription="bench-input-sub",
@@ -60,7 +60,7 @@ VISIBLE_FILTER = row_filters.RowFilterChain(filters=[
 
 
 def command_line(module, argv):
-    return f"python -m tests.benchmarks.{module} " + shlex.join(argv)
+    return f"python -m benchmarks.{module} " + shlex.join(argv)
 
 
 # ---------------------------------------------------------------------------
@@ -407,7 +407,7 @@ def argument_parser(module, description):
     """The parser every benchmark starts from: its command, defaults shown in --help, and
     --json."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m tests.benchmarks.{module}", description=description,
+        prog=f"python -m benchmarks.{module}", description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--json", action="store_true",
                         help="print the figures as JSON instead of a table")
