@@ -24,7 +24,7 @@ MAX_TIME = datetime.datetime.max.replace(tzinfo=UTC)
 
 def arrow_ipc_bytes(table):
     """The table as an Arrow IPC stream: the one form rows travel in to the writer (Beam's
-    fallback coder would pickle a Table, at about ten times the cost)."""
+    fallback coder would pickle a Table, at a far higher cost)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)

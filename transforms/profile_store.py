@@ -39,8 +39,8 @@ class WriteProfiles(beam.PTransform):
 
 
 class ProfileUpdateCoder(beam.coders.Coder):
-    """A ProfileUpdate as a plain tuple in Beam's own coder of Python values, about a
-    quarter of the cost of pickling the NamedTuples."""
+    """A ProfileUpdate as a plain tuple in Beam's own coder of Python values, much
+    cheaper than pickling the NamedTuples."""
 
     def __init__(self):
         self._values = beam.coders.FastPrimitivesCoder().get_impl()

@@ -44,7 +44,7 @@ class ReadMessages(beam.PTransform):
 class _ReadFromPubSub(ReadFromPubSub):
     """ReadFromPubSub(with_attributes=True), but the message protobufs the read hands
     over on Dataflow are decoded by message_from_proto: Beam's own step decodes them
-    through proto-plus, about 18 µs a message (this: 3.3). The read itself is Beam's: its
+    through proto-plus, the slow way per message. The read itself is Beam's: its
     source is the one with_attributes=True makes. The DirectRunner replaces the whole
     transform with its own read, which makes PubsubMessages too."""
 
@@ -66,7 +66,7 @@ def message_from_proto(encoded):
     """The message PubsubMessage._from_proto_str(encoded) makes, from the raw protobuf,
     but for its publish time: a plain UTC datetime to the microsecond (nanoseconds cut
     off), where Beam makes proto-plus's DatetimeWithNanoseconds. ParseAndValidate keeps
-    the microseconds only, and making a DatetimeWithNanoseconds costs 2.5 µs a message."""
+    the microseconds only, and a DatetimeWithNanoseconds is costly to make per message."""
     pb = _PUBSUB_MESSAGE_PB.FromString(encoded)
     if pb.HasField("publish_time"):
         stamp = pb.publish_time
@@ -98,7 +98,7 @@ class _PullBacklogFn(beam.DoFn):
                 "subscription": self.subscription,
                 "max_messages": min(MAX_PULL_MESSAGES, self.size - len(received)),
                 "return_immediately": True})
-            # The raw protobuf: proto-plus wrappers cost ~10 us per message to read.
+            # The raw protobuf: proto-plus wrappers are slow to read, message by message.
             pulled = type(response).pb(response).received_messages
             if not pulled:
                 break
