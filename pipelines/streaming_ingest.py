@@ -4,28 +4,19 @@
         --dead_letter_topic=projects/P/topics/T --catalog=examples/catalog.yaml \
         --lake_path=/tmp/lake --bigtable_project=P --bigtable_instance=I [Beam options]
 """
-import argparse
 import gc
 import logging
-import os
-import re
 import sys
-import tempfile
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import (
-    GoogleCloudOptions, PipelineOptions, StandardOptions)
 
 from domain.catalog import Catalog, CatalogError
+from pipelines.options import IngestOptions, LocalRunOptions, check_profile_table, parse_options
 from transforms.dead_letter import DeadLetter
 from transforms.lake import WriteToLake
-from domain.profile_table import column_families
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
-
-DEFAULT_RUNNER = "BundleBasedDirectRunner"
-DEFAULT_BACKLOG_PULL_SIZE = 1000
 
 
 def build_pipeline(pipeline, options, catalog):
@@ -43,193 +34,6 @@ def build_pipeline(pipeline, options, catalog):
          | "CollectFailures" >> beam.Flatten()
          | "DeadLetter" >> DeadLetter(
              options.dead_letter_topic, options.lake_path, options.window_seconds))
-
-
-class IngestOptions(PipelineOptions):
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        group = parser.add_argument_group("streaming ingestion")
-        group.add_argument(
-            "--input_subscription",
-            help="Pub/Sub subscription to read, projects/<project>/subscriptions/<name>.")
-        group.add_argument(
-            "--dead_letter_topic",
-            help="Pub/Sub topic that receives every message that fails, unchanged, with "
-                 "error_class, error_message, error_pointer and error_step attributes.")
-        group.add_argument(
-            "--catalog",
-            help="Dataset catalog (YAML or JSON, local or gs://): dataset -> schema, kind, "
-                 "profile.")
-        group.add_argument(
-            "--lake_path",
-            help="Root of the data lake (local folder or gs://bucket/path; gs:// on "
-                 "Dataflow); Parquet lands in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.")
-        group.add_argument(
-            "--bigtable_project", default=None,
-            help="Project of the Bigtable instance (default: --project, else "
-                 "$GOOGLE_CLOUD_PROJECT).")
-        group.add_argument(
-            "--bigtable_instance", default="ingest-instance",
-            help="Bigtable instance id (6-33 lowercase letters, digits and hyphens).")
-        group.add_argument(
-            "--bigtable_table", default="profiles",
-            help="Bigtable table of profiles (1-50 letters, digits and _-.).")
-        group.add_argument(
-            "--window_seconds", type=int, default=60,
-            help="Length of the lake's windows: a Parquet file per dataset and window.")
-        group.add_argument(
-            "--pubsub_readers", type=int, default=1,
-            help="Parallel reads of the subscription. On the DirectRunner each read pulls "
-                 "at most 10 messages per bundle, so more reads drain a backlog faster, but "
-                 "the DirectRunner works on one thread and an idle read blocks 30 s, so a "
-                 "message can wait behind the others' idle pulls, (readers - 1) x 30 s at "
-                 "worst: keep 1 unless throughput matters more than latency. 1 is right on "
-                 "Dataflow.")
-
-
-class LocalRunOptions(PipelineOptions):
-    """Options of the local (DirectRunner) run only: not Dataflow template parameters."""
-
-    @classmethod
-    def _add_argparse_args(cls, parser):
-        group = parser.add_argument_group("local runs (DirectRunner)")
-        group.add_argument(
-            "--backlog_pull_size", type=int, default=None,
-            help="With each bundle the DirectRunner's read brings (at most 10 messages), "
-                 "pull up to this many more messages of the subscription into the same "
-                 "bundle; the runner's cost is per bundle, so this is what lets a local "
-                 "pipeline drain a backlog. They are acknowledged when pulled, as the "
-                 "DirectRunner's read does its own. Default: 1000 on the DirectRunner, 0 "
-                 "(off) on other runners; must be 0 on Dataflow.")
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    def _get_help_string(self, action):
-        return action.help if action.default is None else super()._get_help_string(action)
-
-
-def parse_options(argv):
-    """Checks our options (and answers --help) before Beam sees the rest."""
-    parser = argparse.ArgumentParser(
-        prog="python -m pipelines.streaming_ingest",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=_HelpFormatter,
-        epilog="Beam's own options are accepted too (--runner, default "
-               f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on.")
-    IngestOptions._add_argparse_args(parser)
-    LocalRunOptions._add_argparse_args(parser)
-    ours, _ = parser.parse_known_args(argv)
-
-    options = PipelineOptions(argv)
-    options.view_as(StandardOptions).streaming = True
-    if not options.view_as(StandardOptions).runner:
-        # Dataflow's flex-template launcher gives --template_location; should it leave the
-        # runner out, the job must still go to Dataflow, not run on the launcher's VM.
-        launched_as_template = options.view_as(GoogleCloudOptions).template_location
-        options.view_as(StandardOptions).runner = (
-            "DataflowRunner" if launched_as_template else DEFAULT_RUNNER)
-    ingest = options.view_as(IngestOptions)
-    ingest.bigtable_project = (ours.bigtable_project
-                               or options.view_as(GoogleCloudOptions).project
-                               or os.environ.get("GOOGLE_CLOUD_PROJECT"))
-    local = options.view_as(LocalRunOptions)
-    if local.backlog_pull_size is None:
-        local.backlog_pull_size = DEFAULT_BACKLOG_PULL_SIZE if _on_direct_runner(options) else 0
-    problems = check_options(ingest)
-    if problems:
-        parser.error("\n  ".join(problems))
-    return options
-
-
-def check_options(options):
-    """Every problem with the options, one message each, found before anything starts."""
-    problems = [f"--{name} is required" for name in
-                ("input_subscription", "dead_letter_topic", "catalog", "lake_path")
-                if not getattr(options, name)]
-    if problems:
-        return problems
-    # Google's rules for the ids; templates/metadata.json holds the same patterns.
-    project_id = r"(?:[a-z0-9][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"
-    project_rule = ("6-30 lowercase letters, digits and hyphens, starting with a letter "
-                    "and not ending with a hyphen")
-    pubsub_name = r"[A-Za-z][-A-Za-z0-9_.~+%]{2,254}"
-    for name, kind in (("input_subscription", "subscriptions"), ("dead_letter_topic", "topics")):
-        path = getattr(options, name)
-        match = re.fullmatch(rf"projects/([^/]+)/{kind}/([^/]+)", path)
-        if not match:
-            problems.append(f"--{name} {path!r}: expected projects/<project>/{kind}/<name>")
-        elif not re.fullmatch(project_id, match[1]):
-            problems.append(f"--{name} {path!r}: {match[1]!r} is not a project id "
-                            f"({project_rule})")
-        elif not re.fullmatch(pubsub_name, match[2]):
-            problems.append(f"--{name} {path!r}: {match[2]!r} is not a Pub/Sub name (3-255 "
-                            "letters, digits and -_.~+%, starting with a letter)")
-    if not options.bigtable_project:
-        problems.append("no Bigtable project: give --bigtable_project or --project")
-    elif not re.fullmatch(project_id, options.bigtable_project):
-        problems.append(f"--bigtable_project {options.bigtable_project!r}: not a project id "
-                        f"({project_rule})")
-    if not re.fullmatch(r"[a-z][-a-z0-9]{4,31}[a-z0-9]", options.bigtable_instance):
-        problems.append(f"--bigtable_instance {options.bigtable_instance!r}: a Bigtable "
-                        "instance id is 6-33 lowercase letters, digits and hyphens, starting "
-                        "with a letter and not ending with a hyphen")
-    if not re.fullmatch(r"[_a-zA-Z0-9][-_.a-zA-Z0-9]{0,49}", options.bigtable_table):
-        problems.append(f"--bigtable_table {options.bigtable_table!r}: a Bigtable table id is "
-                        "1-50 letters, digits and _-., not starting with - or .")
-    if options.window_seconds < 1:
-        problems.append("--window_seconds must be at least 1")
-    if options.pubsub_readers < 1:
-        problems.append("--pubsub_readers must be at least 1")
-    on_dataflow = "dataflow" in str(options.view_as(StandardOptions).runner).lower()
-    backlog_pull_size = options.view_as(LocalRunOptions).backlog_pull_size or 0
-    if backlog_pull_size < 0:
-        problems.append("--backlog_pull_size must be 0 or more")
-    elif backlog_pull_size and not _on_direct_runner(options):
-        problems.append("--backlog_pull_size is for the DirectRunner only: leave it out "
-                        "(Dataflow's read acknowledges only after a checkpoint; messages "
-                        "pulled beside it would be acknowledged before)")
-    if on_dataflow and not options.lake_path.startswith("gs://"):
-        problems.append(f"--lake_path {options.lake_path!r}: on Dataflow the lake must be a "
-                        "gs:// path (each worker would write to its own disk)")
-    elif "://" not in options.lake_path:
-        # A local lake is created and written to here; a gs:// one cannot be checked
-        # offline, and the workers' first write reports a missing bucket or permission.
-        try:
-            os.makedirs(options.lake_path, exist_ok=True)
-            with tempfile.TemporaryFile(dir=options.lake_path):
-                pass
-        except OSError as error:
-            problems.append(f"--lake_path {options.lake_path!r} is not a folder this process "
-                            f"can write to: {error}")
-    return problems
-
-
-def _on_direct_runner(options):
-    return "direct" in str(options.view_as(StandardOptions).runner).lower()
-
-
-def check_profile_table(options, catalog):
-    """The profile table must have the column families the catalog needs: writing to a
-    missing one fails only after the client's retries, and then stops the pipeline."""
-    from google.api_core import exceptions, retry
-    from google.cloud import bigtable
-    client = bigtable.Client(project=options.bigtable_project, admin=True)
-    table = client.instance(options.bigtable_instance).table(options.bigtable_table)
-    try:
-        existing = client.table_admin_client.get_table(
-            request={"name": table.name}, retry=retry.Retry(timeout=20), timeout=20
-        ).column_families
-    except exceptions.NotFound:
-        existing = None
-    except exceptions.GoogleAPIError as error:
-        return f"cannot read the profile table {table.name}: {error}"
-    missing = sorted(set(column_families(catalog)) - set(existing or ()))
-    if existing is None or missing:
-        found = "does not exist" if existing is None else f"lacks families {missing}"
-        return (f"the profile table {table.name} {found}; create it with: ingest bootstrap "
-                f"--catalog {options.catalog} --project {options.bigtable_project} "
-                f"--instance {options.bigtable_instance} --table {options.bigtable_table}")
-    return None
 
 
 def run(argv=None):
