@@ -1,11 +1,13 @@
 """Reading: Pub/Sub messages, with their attributes, from one subscription."""
 import datetime
-import functools
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
 from apache_beam.metrics import Metrics
 from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
+
+from domain.times import EPOCH
+from transforms.per_process import PerProcess
 
 MAX_PULL_MESSAGES = 1000
 
@@ -59,7 +61,6 @@ class _ReadFromPubSub(ReadFromPubSub):
 
 
 _PUBSUB_MESSAGE_PB = PubsubMessageProto.pb()
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def message_from_proto(encoded):
@@ -70,7 +71,7 @@ def message_from_proto(encoded):
     pb = _PUBSUB_MESSAGE_PB.FromString(encoded)
     if pb.HasField("publish_time"):
         stamp = pb.publish_time
-        publish_time = _EPOCH + datetime.timedelta(seconds=stamp.seconds,
+        publish_time = EPOCH + datetime.timedelta(seconds=stamp.seconds,
                                                    microseconds=stamp.nanos // 1000)
     else:
         publish_time = None
@@ -82,6 +83,10 @@ class _PullBacklogFn(beam.DoFn):
     def __init__(self, subscription, size):
         self.subscription = subscription
         self.size = size
+        self.client_handle = PerProcess()
+
+    def setup(self):
+        self.client = self.client_handle.acquire(_subscriber_client)
 
     def start_bundle(self):
         self.pulled = False
@@ -91,7 +96,7 @@ class _PullBacklogFn(beam.DoFn):
         if self.pulled:
             return
         self.pulled = True
-        client = _subscriber_client()
+        client = self.client
         received = []
         while len(received) < self.size:
             response = client.pull(request={
@@ -121,8 +126,6 @@ def _message(pulled):
                          publish_time=publish_time, ordering_key=pulled.ordering_key)
 
 
-@functools.lru_cache(maxsize=None)
 def _subscriber_client():
-    # The DirectRunner sets a DoFn up again for every bundle: one client per process.
     from google.cloud import pubsub_v1
     return pubsub_v1.SubscriberClient()
