@@ -18,8 +18,9 @@ What is measured, in both modes:
   temporary folder (WriteParquetPartitions in Beam; one pq.write_table per dataset at the
   end in the floor);
 - the dead letter's rows: transforms.dead_letter.to_error_row, and their Parquet file;
-- the profile merge: WriteProfiles' KeyByPerson, then _MergeIntoBigtableFn.fold
-  (merge.apply on a ProfileState and the Bigtable DirectRow mutations it builds), with
+- the profile merge: WriteProfiles' KeyByPerson, then _MergeIntoBigtableFn's fold
+  (domain.profile_writes.PendingRows.fold: merge.apply on a ProfileState and the
+  Bigtable DirectRow mutations it builds), with
   the ProfileState kept in Beam's ReadModifyWriteState in the Beam mode (a dict in the
   floor). Nothing is sent to Bigtable: no read_row of a new key (an empty ProfileState
   instead), and write_rows counts the rows and drops them.
