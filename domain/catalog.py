@@ -6,17 +6,27 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
     schemas: schemas                  # relative to the catalog file; a list is allowed
     datasets:
       crm-profiles: {schema: https://ns.example.com/xdm/individual-profile,
-                     kind: profile, profile: true}
+                     kind: profile, profile: true,
+                     identities: [{pointer: /workEmail/address, namespace: Email,
+                                   primary: true}]}   # optional identity fields
+    identity:                         # optional: the identity graph's rules
+      priority: [CRMID, Email, ECID]  # most trusted first
+      unique: [CRMID, Email]          # a graph holds at most one of each
+      blocked: ["test@example\\.com"] # values never linked (regexes), beside the built-in ones
+      max_identities: 50
 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
 The schemas form a SchemaRegistry (domain/schemas.py).
 """
 import dataclasses
 import json
+import re
 
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
+from domain.identity import IdentityField
+from domain.identity_graph import DEFAULT_MAX_IDENTITIES, IdentityRules
 from domain.schemas import SchemaRegistry, SchemaRegistryError, relative_to
 
 KINDS = ("profile", "event")
@@ -34,6 +44,7 @@ class Dataset:
     kind: str
     feeds_profile: bool
     retention_days: int = DEFAULT_RETENTION_DAYS  # events kept on the profile this long
+    identity_fields: tuple = ()  # IdentityFields: identities beside the identityMap
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Catalog:
     datasets: dict  # dataset id -> Dataset
     registry: SchemaRegistry
     dataset_precedence: tuple = ()  # merge policy: empty for timestamp order
+    identity_rules: IdentityRules = IdentityRules()
+    blocked_identities: tuple = ()  # compiled patterns of identity values never linked
 
     @classmethod
     def load(cls, path):
@@ -64,8 +77,10 @@ class Catalog:
                     f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
                     f"which is not among the {len(registry.schemas)} schemas loaded from "
                     f"{folders}")
+        rules, blocked = _parse_identity_rules(path, spec.get("identity", {}))
         return cls(datasets=datasets, registry=registry,
-                   dataset_precedence=_parse_merge_policy(path, spec, datasets))
+                   dataset_precedence=_parse_merge_policy(path, spec, datasets),
+                   identity_rules=rules, blocked_identities=blocked)
 
     def schema(self, dataset_id):
         return self.registry.schemas[self.datasets[dataset_id].schema_id]
@@ -90,6 +105,50 @@ def _parse_merge_policy(path, spec, datasets):
     return tuple(order)
 
 
+def _parse_identity_rules(path, spec):
+    """`identity: {priority: [...], unique: [...], blocked: [regex, ...], max_identities}`."""
+    if not isinstance(spec, dict) or set(spec) - {"priority", "unique", "blocked",
+                                                   "max_identities"}:
+        raise CatalogError(f"{path}: identity takes priority, unique, blocked and "
+                           "max_identities")
+    lists = {}
+    for name in ("priority", "unique", "blocked"):
+        value = spec.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise CatalogError(f"{path}: identity.{name} must be a list of strings")
+        lists[name] = value
+    try:
+        blocked = tuple(re.compile(pattern) for pattern in lists["blocked"])
+    except re.error as error:
+        raise CatalogError(f"{path}: identity.blocked: {error.pattern!r} is not a "
+                           f"regular expression: {error}") from error
+    cap = spec.get("max_identities", DEFAULT_MAX_IDENTITIES)
+    if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 1000:
+        raise CatalogError(f"{path}: identity.max_identities must be a whole number from "
+                           "2 to 1000")
+    return IdentityRules(tuple(lists["priority"]), frozenset(lists["unique"]), cap), blocked
+
+
+def _parse_identity_fields(path, dataset_id, entries):
+    if not isinstance(entries, list):
+        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'identities' must be a list")
+    fields = []
+    for entry in entries:
+        pointer = entry.get("pointer") if isinstance(entry, dict) else None
+        namespace = entry.get("namespace") if isinstance(entry, dict) else None
+        primary = entry.get("primary", False) if isinstance(entry, dict) else None
+        if not (isinstance(pointer, str) and pointer.startswith("/")
+                and isinstance(namespace, str) and namespace and isinstance(primary, bool)):
+            raise CatalogError(
+                f"{path}: dataset {dataset_id!r}: an identity is {{pointer: /json/pointer, "
+                f"namespace: Name, primary: true|false}}, not {entry!r}")
+        fields.append(IdentityField(pointer, namespace, primary))
+    if sum(f.primary for f in fields) > 1:
+        raise CatalogError(f"{path}: dataset {dataset_id!r}: at most one identity field "
+                           "is primary")
+    return tuple(fields)
+
+
 def _parse_dataset(path, dataset_id, entry):
     if not isinstance(entry, dict) or "schema" not in entry:
         raise CatalogError(f"{path}: dataset {dataset_id!r} needs a 'schema'")
@@ -105,7 +164,8 @@ def _parse_dataset(path, dataset_id, entry):
             or retention_days < 1:
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
                            "whole number of days, at least 1")
-    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days)
+    fields = _parse_identity_fields(path, dataset_id, entry.get("identities", []))
+    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields)
 
 
 def _read_document(path):

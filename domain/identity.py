@@ -1,5 +1,23 @@
-"""Identities: a record's identityMap, and which one of them is primary."""
+"""A record's identities: where they are found, which one is primary, and which are
+refused.
+
+Identities come from the record's `identityMap` (or, as in Adobe's time-series payloads,
+the envelope's `body.xdmMeta.identityMap`) and from the dataset's identity fields, as
+Adobe's schema identity descriptors declare them (a JSON pointer, a namespace, whether
+it is primary). A value that is blocked (empty, `null`, `undefined`, `anonymous`, all
+zeros, or a pattern of the catalog's) or longer than MAX_IDENTITY_CHARS is refused: it
+is never linked nor keyed by, and the record lands without it.
+"""
+import dataclasses
+import re
+
 from domain.profile_table import MAX_ROW_KEY_BYTES, row_key
+
+MAX_IDENTITY_CHARS = 1024
+BLOCKED_VALUES = frozenset({"", "null", "undefined", "anonymous"})
+_ALL_ZEROS = re.compile(r"[0\W_]*0[0\W_]*")  # 0, 0000, 00000000-0000-0000-0000-000000000000
+BLOCKED = "blocked"
+TOO_LONG = "too_long"
 
 
 class IdentityError(ValueError):
@@ -8,33 +26,93 @@ class IdentityError(ValueError):
         self.error_class = error_class
 
 
-def identities(entity):
-    """(namespace, id, marked primary) for every identity in the record's identityMap."""
-    return [
+@dataclasses.dataclass(frozen=True)
+class IdentityField:
+    """A field of the record that holds an identity (Adobe's identity descriptor)."""
+    pointer: str  # JSON pointer, e.g. /workEmail/address
+    namespace: str
+    primary: bool = False
+
+    def value_in(self, entity):
+        value = entity
+        for token in self.pointer.split("/")[1:]:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(token.replace("~1", "/").replace("~0", "~"))
+        return value
+
+
+def identities(entity, xdm_meta=None, fields=()):
+    """(namespace, id, marked primary) for every identity the record carries: its
+    identityMap (else the envelope's xdmMeta's), then its identity fields."""
+    identity_map = entity.get("identityMap")
+    if identity_map is None and isinstance(xdm_meta, dict):
+        identity_map = xdm_meta.get("identityMap")
+    found = [
         (namespace, identity.get("id"), identity.get("primary") is True)
-        for namespace, entries in (entity.get("identityMap") or {}).items()
+        for namespace, entries in (identity_map if isinstance(identity_map, dict) else {}).items()
         for identity in (entries if isinstance(entries, list) else [])
         if isinstance(identity, dict)
     ]
+    for field in fields:
+        value = field.value_in(entity)
+        if value is not None:
+            found.append((field.namespace, value, field.primary))
+    return found
 
 
-def primary_identity(entity):
-    """The (namespace, id) marked primary in identityMap, or the only identity there is.
-    Every identity becomes a row key (a profile is linked from each), so each is checked."""
-    found = identities(entity)
+def refusal(identity_id, blocked_patterns=()):
+    """Why an identity value is refused, or None."""
+    if len(identity_id) > MAX_IDENTITY_CHARS:
+        return TOO_LONG
+    text = identity_id.strip()
+    if text.lower() in BLOCKED_VALUES or _ALL_ZEROS.fullmatch(text):
+        return BLOCKED
+    if any(pattern.fullmatch(identity_id) for pattern in blocked_patterns):
+        return BLOCKED
+    return None
+
+
+@dataclasses.dataclass(frozen=True)
+class RecordIdentities:
+    primary: tuple  # (namespace, id); None where it is refused
+    linked: tuple  # every accepted (namespace, id), sorted, each once
+    refused: tuple  # ((namespace, id, why), ...)
+
+
+def record_identities(found, blocked_patterns=(), needs_primary=True):
+    """Checks the identities `identities()` found. Raises IdentityError where the record
+    cannot be keyed: an identity without an id, a namespace too long for a row key, or
+    (`needs_primary`) not exactly one primary identity."""
+    accepted, refused = set(), []
     for namespace, identity_id, _ in found:
-        if not isinstance(identity_id, str) or not identity_id:
+        if not isinstance(namespace, str) or not namespace or not isinstance(identity_id, str):
             raise IdentityError("identity", f"an identity of namespace {namespace!r} has no id")
-        if len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
+        why = refusal(identity_id, blocked_patterns)
+        if why is None and len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
             raise IdentityError(
                 "identity_too_long",
-                f"identity {namespace}:{identity_id[:40]}... makes a Bigtable row key longer "
-                f"than {MAX_ROW_KEY_BYTES} bytes")
-    primaries = [i for i in found if i[2]] or (found if len(found) == 1 else [])
-    if len(primaries) != 1:
+                f"identity {namespace[:40]}...:{identity_id[:40]} makes a Bigtable row key "
+                f"longer than {MAX_ROW_KEY_BYTES} bytes")
+        if why is None:
+            accepted.add((namespace, identity_id))
+        else:
+            refused.append((namespace, identity_id, why))
+    primary = None
+    if needs_primary:
+        namespace, identity_id = primary_of(found)
+        primary = (namespace, identity_id) if (namespace, identity_id) in accepted else None
+    return RecordIdentities(primary, tuple(sorted(accepted)), tuple(refused))
+
+
+def primary_of(found):
+    """The (namespace, id) marked primary, or the only identity there is."""
+    distinct = list(dict.fromkeys((ns, i, p) for ns, i, p in found))
+    primaries = [i for i in distinct if i[2]] or (distinct if len(distinct) == 1 else [])
+    if len({(ns, i) for ns, i, _ in primaries}) != 1:
         count = f"{len(primaries)} marked primary" if primaries else (
-            f"none marked primary among {len(found)}" if found else "no identities")
+            f"none marked primary among {len(distinct)}" if distinct else "no identities")
         raise IdentityError(
-            "identity", f"a profile needs exactly one primary identity in identityMap: {count}")
+            "identity", f"a profile needs exactly one primary identity: {count}")
     namespace, identity_id, _ = primaries[0]
     return namespace, identity_id

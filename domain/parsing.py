@@ -13,7 +13,7 @@ import math
 import re
 
 from domain import json_codec
-from domain.identity import IdentityError, primary_identity
+from domain.identity import IdentityError, identities, record_identities
 from domain.records import OPERATIONS, Record, RecordError, Violation, json_pointer
 from domain.times import EPOCH
 
@@ -80,8 +80,10 @@ class RecordParser:
         header = document.get("header")
         if isinstance(header, dict) and "body" in document:
             dataset_id, schema_ref, entity = _open_envelope(document)
+            xdm_meta = document["body"].get("xdmMeta")
         else:
             dataset_id, schema_ref, entity = attributes.get("dataset"), None, document
+            xdm_meta = None
         if not dataset_id:
             raise RecordError(
                 "unknown_dataset",
@@ -89,13 +91,13 @@ class RecordParser:
                 "needs header.datasetId", "/header/datasetId")
         try:
             return self._record(dataset_id, schema_ref, entity, header, message_id,
-                                publish_time, payload, attributes, numbers_finite)
+                                publish_time, payload, attributes, numbers_finite, xdm_meta)
         except RecordError as error:
             error.dataset = dataset_id
             raise
 
     def _record(self, dataset_id, schema_ref, entity, header, message_id, publish_time,
-                payload, attributes, numbers_finite=False):
+                payload, attributes, numbers_finite=False, xdm_meta=None):
         dataset = self.catalog.datasets.get(dataset_id)
         if dataset is None:
             raise RecordError("unknown_dataset", f"dataset {dataset_id!r} is not in the catalog")
@@ -110,16 +112,17 @@ class RecordParser:
             raise RecordError("bad_operation", f"operation {operation!r} applies to profile "
                               f"records; dataset {dataset_id!r} holds events")
         self._validate(dataset_id, entity, numbers_finite)
-        identity_count = sum(len(entries) for entries in (entity.get("identityMap") or {}).values()
-                             if isinstance(entries, list))
-        if identity_count > MAX_IDENTITIES_PER_RECORD:
-            raise RecordError("too_many_identities", f"{identity_count} identities in "
-                              f"identityMap; the limit is {MAX_IDENTITIES_PER_RECORD}",
+        found = identities(entity, xdm_meta, dataset.identity_fields)
+        if len(found) > MAX_IDENTITIES_PER_RECORD:
+            raise RecordError("too_many_identities", f"{len(found)} identities in the "
+                              f"record; the limit is {MAX_IDENTITIES_PER_RECORD}",
                               "/identityMap")
-        try:
-            primary = primary_identity(entity) if dataset.feeds_profile else None
-        except IdentityError as error:
-            raise RecordError(error.error_class, str(error), "/identityMap")
+        checked = None
+        if dataset.feeds_profile:
+            try:
+                checked = record_identities(found, self.catalog.blocked_identities)
+            except IdentityError as error:
+                raise RecordError(error.error_class, str(error), "/identityMap")
         time = record_time(dataset.kind, entity, header, publish_time)
         if dataset.feeds_profile and time < EPOCH:
             raise RecordError("bad_timestamp", f"record time {time.isoformat()} is before 1970: "
@@ -130,12 +133,14 @@ class RecordParser:
             feeds_profile=dataset.feeds_profile,
             entity=entity,
             record_time=time,
-            primary_identity=primary,
+            primary_identity=checked.primary if checked else None,
             message_id=message_id,
             publish_time=publish_time,
             payload=payload,
             attributes=attributes,
             operation=operation,
+            identities=checked.linked if checked else (),
+            refused_identities=checked.refused if checked else (),
         )
 
     def _validate(self, dataset_id, entity, numbers_finite=False):

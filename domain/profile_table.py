@@ -1,44 +1,57 @@
 """The profile table's layout in Bigtable, both ways: the one owner of row keys, families,
 columns and cells, used by the pipeline that writes them and the lookup that reads them.
 
+Each record is written blindly as a fragment of the person, in the row of its primary
+identity, and its identities as links in the row of each: no read, no state, and cells
+that only a record's own redelivery writes again, identically. Who is one person, and
+what their profile says, is resolved when it is read (domain/identity_graph.py,
+domain/unified_profile.py): that is how Adobe's profile store works, fragments plus
+merge policies.
+
 - row key: `<4 hex digits of sha256>#<namespace, percent-encoded>#<identity id>`, UTF-8.
   The hash prefix spreads sequential identities over the key space; percent-encoding the
-  namespace keeps `#` out of it, so the first `#` after the prefix always ends the
-  namespace and no two (namespace, id) pairs share a key.
-- `attr`: a column per attribute, named by JSON pointer; the value is
-  `{"value": ..., "dataset": ...}`, the cell time the winning record's time.
-- `meta`: columns `reset` (the last create or delete) and `deleted` (the last delete),
-  each the record's time in microseconds.
-- `identity`: in a profile's row, a column per linked identity, `<namespace>#<id>`.
-- `linked`: in an identity's own row, a column per profile it belongs to (its row key).
+  namespace keeps `#` out of it, so no two (namespace, id) pairs share a key.
+- `rec`: a profile record of this row's identity (its primary one), a column per record,
+  `<time in µs, 19 digits>#<tie-break>`; the value `{"dataset", "operation",
+  "attributes": [[JSON pointer, value], ...], "id"}`.
+- `link`: a record that carries this identity beside others, a column per record,
+  `<9999999999999999999 - time in µs>#<tie-break>` (newest first); the value
+  `{"identities": [[namespace, id], ...], "dataset", "id"}`. A delete of this identity's
+  profile is a link cell too, `{"delete": true}`, so that the links a lookup reads say
+  which of them a delete undid.
 - `events_<N>d`: experience events kept N days (the dataset's `retention_days`), a column
-  per event named `<9999999999999 - time in ms>#<_id>`, so a row reads newest first;
-  the value is `{"dataset": ..., "event": {...}}`.
-Cell times are the record's time, cut to the millisecond (Bigtable's granularity).
+  per event, `<9999999999999 - time in ms>#<_id>#<tie-break, 16 digits>` (newest first);
+  the value `{"dataset", "event"}`.
+Cell times are the record's time, cut to the millisecond (Bigtable's granularity); the
+exact time and the tie-break are in the column name, so equal times stay ordered.
 """
 import datetime
 import functools
 import hashlib
 import json
+import typing
 import urllib.parse
 
 from google.cloud.bigtable import column_family
-from google.cloud.bigtable.data.mutations import DeleteRangeFromColumn, SetCell
 
-from domain import merge
-from domain.times import micros
+from domain.identity_graph import Link
+from domain.merge import OrderKey
 
-ATTRIBUTES_FAMILY = "attr"
-META_FAMILY = "meta"
-IDENTITY_FAMILY = "identity"
-LINKED_FAMILY = "linked"
+RECORDS_FAMILY = "rec"
+LINKS_FAMILY = "link"
 EVENTS_FAMILY_PREFIX = "events_"
-RESET_COLUMN = b"reset"
-DELETED_COLUMN = b"deleted"
 MAX_EVENT_MS = 9_999_999_999_999
+MAX_TIME_US = 9_999_999_999_999_999_999
 MAX_ROW_KEY_BYTES = 4096  # Bigtable's limit
 # The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
 CELL_JSON = json.JSONEncoder(ensure_ascii=False, check_circular=False)
+
+
+class Cell(typing.NamedTuple):
+    family: str
+    column: bytes
+    value: bytes
+    time_us: int  # the record's time; Bigtable keeps it to the millisecond
 
 
 @functools.lru_cache(maxsize=1024)  # a handful of namespaces; quote costs µs a call
@@ -48,16 +61,12 @@ def quoted_namespace(namespace):
 
 @functools.lru_cache(maxsize=100_000)  # a person's identities come again and again
 def row_key(namespace, identity_id):
-    identity = f"{quoted_namespace(namespace)}#{identity_id}".encode("utf-8")
+    identity = f"{quoted_namespace(namespace)}#{identity_id}".encode()
     return hashlib.sha256(identity).hexdigest()[:4].encode("ascii") + b"#" + identity
 
 
-def identity_column(namespace, identity_id):
-    return f"{quoted_namespace(namespace)}#{identity_id}".encode("utf-8")
-
-
-def identity_of_column(qualifier):
-    namespace, _, identity_id = qualifier.decode().partition("#")
+def identity_of_row_key(key):
+    namespace, _, identity_id = key.decode("utf-8").split("#", 1)[1].partition("#")
     return urllib.parse.unquote(namespace), identity_id
 
 
@@ -69,30 +78,11 @@ def is_events_family(family):
     return family.startswith(EVENTS_FAMILY_PREFIX)
 
 
-def event_column(time_us, event_id):
-    return f"{MAX_EVENT_MS - time_us // 1000:013d}#{event_id}".encode("utf-8")
-
-
-def attribute_cell(value, dataset):
-    return CELL_JSON.encode({"value": value, "dataset": dataset})
-
-
-def event_cell(dataset, event):
-    return CELL_JSON.encode({"dataset": dataset, "event": event})
-
-
-def cell_time_us(time_us):
-    """Bigtable keeps cell times to the millisecond."""
-    return time_us - time_us % 1000
-
-
 def column_families(catalog=None):
     """The table's column families and their garbage-collection rules."""
     families = {
-        ATTRIBUTES_FAMILY: column_family.MaxVersionsGCRule(1),
-        META_FAMILY: column_family.MaxVersionsGCRule(1),
-        IDENTITY_FAMILY: column_family.MaxVersionsGCRule(1),
-        LINKED_FAMILY: column_family.MaxVersionsGCRule(1),
+        RECORDS_FAMILY: column_family.MaxVersionsGCRule(1),
+        LINKS_FAMILY: column_family.MaxVersionsGCRule(1),
     }
     for days in sorted({d.retention_days for d in (catalog.datasets.values() if catalog else [])
                         if d.feeds_profile and d.kind == "event"}):
@@ -102,109 +92,93 @@ def column_families(catalog=None):
     return families
 
 
-def replace_cell(row, family, column, value, time_us):
-    """Deletes every version first: the new cell may be older than the one it replaces.
-    The mutations are those of row.delete_cell and row.set_cell, made directly: those
-    methods cost several microseconds a cell in argument handling."""
-    mutations = row._get_mutations()
-    mutations.append(DeleteRangeFromColumn(family, column))
-    mutations.append(SetCell(family, column, value, cell_time_us(time_us)))
+# Writing
+
+def record_cell(order, dataset, operation, attributes, record_id):
+    value = {"dataset": dataset, "operation": operation, "attributes": attributes,
+             "id": record_id}
+    return Cell(RECORDS_FAMILY, f"{order.time_us:019d}#{order.tiebreak}".encode(),
+                CELL_JSON.encode(value).encode(), order.time_us)
 
 
-def set_cell(row, family, column, value, time_us):
-    """The mutation row.set_cell(family, column, value, timestamp=...) adds, made from the
-    microseconds themselves: set_cell wants a datetime and turns it back, µs a cell."""
-    row._get_mutations().append(SetCell(family, column, value, cell_time_us(time_us)))
+def link_cell(order, identities, dataset, record_id):
+    value = {"identities": identities, "dataset": dataset, "id": record_id}
+    return Cell(LINKS_FAMILY, _link_column(order), CELL_JSON.encode(value).encode(),
+                order.time_us)
 
 
-def state_from_row(row):
-    """A ProfileState rebuilt from a stored row (after a restart the state is empty).
-    Stored cells carry no tie-break: records with equal times may then merge otherwise."""
-    state = merge.ProfileState()
-    if row is None:
-        return state
-    cells = row.cells
-    for qualifier, versions in cells.get(ATTRIBUTES_FAMILY, {}).items():
-        stored = json.loads(versions[0].value)
-        key = merge.OrderKey(micros(versions[0].timestamp), "")
-        state.candidates[qualifier.decode()] = {
-            stored["dataset"]: merge.Candidate(key, stored["dataset"], stored["value"])}
-    meta = cells.get(META_FAMILY, {})
-    if RESET_COLUMN in meta:
-        state.reset = merge.OrderKey(int(meta[RESET_COLUMN][0].value), "")
-    if DELETED_COLUMN in meta:
-        state.deleted = merge.OrderKey(int(meta[DELETED_COLUMN][0].value), "")
-    for qualifier, versions in cells.get(IDENTITY_FAMILY, {}).items():
-        state.identities[identity_of_column(qualifier)] = merge.OrderKey(
-            micros(versions[0].timestamp), "")
-    return state
+def delete_cell(order):
+    return Cell(LINKS_FAMILY, _link_column(order), b'{"delete": true}', order.time_us)
 
 
-def read_profile(table, namespace, identity_id, max_events=20):
-    """The profile an identity belongs to, or None.
-
-    Records are keyed by their primary identity, so one person can have several rows: the
-    profile records' (keyed, say, by Email) and events keyed by a device id (ECID) before
-    the person signed in. The lookup finds the row with profile attributes: the
-    identity's own, else the newest that linked it; else the identity's own row of
-    events. The events shown are those of every row keyed by one of the profile's
-    identities, newest first.
-    """
-    row = table.read_row(row_key(namespace, identity_id))
-    if row is None:
-        return None
-    if ATTRIBUTES_FAMILY not in row.cells:
-        linked = sorted(row.cells.get(LINKED_FAMILY, {}).items(),
-                        key=lambda item: item[1][0].timestamp, reverse=True)
-        for key, _ in linked:
-            candidate = table.read_row(key)
-            if candidate is not None and ATTRIBUTES_FAMILY in candidate.cells:
-                row = candidate
-                break
-    if not (set(row.cells) - {LINKED_FAMILY}):
-        return None
-    profile = _profile(row)
-    event_rows = [row] + [table.read_row(row_key(i["namespace"], i["id"]))
-                          for i in profile["identities"]
-                          if row_key(i["namespace"], i["id"]) != row.row_key]
-    profile["events"] = _events([r for r in event_rows if r is not None], max_events)
-    return profile
+def event_cell(order, family, dataset, event):
+    column = f"{MAX_EVENT_MS - order.time_us // 1000:013d}#{event.get('_id', '')}#" \
+             f"{order.tiebreak[:16]}"
+    return Cell(family, column.encode(), CELL_JSON.encode(
+        {"dataset": dataset, "event": event}).encode(), order.time_us)
 
 
-def _profile(row):
-    cells = row.cells
-    attributes = {}
-    for qualifier, versions in sorted(cells.get(ATTRIBUTES_FAMILY, {}).items()):
-        stored = json.loads(versions[0].value)
-        attributes[qualifier.decode()] = {"value": stored["value"], "dataset": stored["dataset"],
-                                          "time": versions[0].timestamp.isoformat()}
-    identities = []
-    for qualifier, versions in sorted(cells.get(IDENTITY_FAMILY, {}).items()):
-        namespace, identity_id = identity_of_column(qualifier)
-        identities.append({"namespace": namespace, "id": identity_id,
-                           "linked": versions[0].timestamp.isoformat()})
-    meta = cells.get(META_FAMILY, {})
-    return {"key": row.row_key.decode("utf-8", "replace"), "attributes": attributes,
-            "identities": identities,
-            **{f"last_{name.decode()}": _time(meta[name][0].value) for name in meta}}
+def _link_column(order):
+    return f"{MAX_TIME_US - order.time_us:019d}#{order.tiebreak}".encode()
 
 
-def _events(rows, max_events):
-    """Events of the rows, newest first (their column names sort that way), each once."""
-    events = {}
-    for row in rows:
-        for family, columns in row.cells.items():
-            if is_events_family(family):
-                for qualifier, versions in columns.items():
-                    stored = json.loads(versions[0].value)
-                    events[qualifier] = {
-                        "_id": stored["event"].get("_id"), "dataset": stored["dataset"],
-                        "time": versions[0].timestamp.isoformat(),
-                        "eventType": stored["event"].get("eventType"),
-                        "event": stored["event"]}
-    return [events[q] for q in sorted(events)][:max_events]
+# Reading: a row as Bigtable's client gives it (PartialRowData) or as plain
+# {family: {column: [(value, time)]}}, into what it says.
+
+class StoredRecord(typing.NamedTuple):
+    order: OrderKey
+    dataset: str
+    operation: str
+    attributes: list  # [[JSON pointer, value], ...]
+    record_id: str
 
 
-def _time(micros_text):
-    return datetime.datetime.fromtimestamp(int(micros_text) / 1e6,
-                                           datetime.timezone.utc).isoformat()
+class StoredEvent(typing.NamedTuple):
+    column: bytes  # sorts newest first across rows
+    time_us: int  # to the millisecond
+    dataset: str
+    event: dict
+
+
+def links_of(cells):
+    """(links, the order key of the newest delete or None) of a row's `link` family."""
+    links, deleted = [], None
+    for column, versions in cells.get(LINKS_FAMILY, {}).items():
+        inverted, _, tiebreak = column.decode().partition("#")
+        order = OrderKey(MAX_TIME_US - int(inverted), tiebreak)
+        value = json.loads(_value(versions))
+        if value.get("delete"):
+            deleted = order if deleted is None else max(deleted, order)
+            continue
+        links.append(Link(order.time_us, order.tiebreak,
+                          tuple(sorted(tuple(i) for i in value["identities"])),
+                          value.get("dataset", ""), value.get("id") or ""))
+    return links, deleted
+
+
+def records_of(cells):
+    records = []
+    for column, versions in cells.get(RECORDS_FAMILY, {}).items():
+        time_us, _, tiebreak = column.decode().partition("#")
+        value = json.loads(_value(versions))
+        records.append(StoredRecord(OrderKey(int(time_us), tiebreak), value["dataset"],
+                                    value["operation"], value["attributes"],
+                                    value.get("id") or ""))
+    return records
+
+
+def events_of(cells):
+    events = []
+    for family, columns in cells.items():
+        if is_events_family(family):
+            for column, versions in columns.items():
+                inverted = int(column.split(b"#", 1)[0])
+                value = json.loads(_value(versions))
+                events.append(StoredEvent(column, (MAX_EVENT_MS - inverted) * 1000,
+                                          value["dataset"], value["event"]))
+    return events
+
+
+def _value(versions):
+    first = versions[0]
+    return first.value if hasattr(first, "value") else first[0]

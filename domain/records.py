@@ -35,12 +35,15 @@ class Record:
     feeds_profile: bool
     entity: dict  # the XDM record itself (the envelope's body.xdmEntity)
     record_time: datetime.datetime  # the record's own time, UTC: see record_time()
-    primary_identity: tuple  # (namespace, id), or None where the dataset feeds no profile
+    primary_identity: tuple  # (namespace, id); None where the dataset feeds no profile or
+    # the primary value is refused (domain/identity.py): the record then reaches the lake only
     message_id: str
     publish_time: datetime.datetime  # None outside Pub/Sub
     payload: bytes  # the message as received, for the dead letter
     attributes: dict
     operation: str = "merge"  # merge, create or delete (domain/merge.py)
+    identities: tuple = ()  # every accepted (namespace, id), sorted: what the record links
+    refused_identities: tuple = ()  # ((namespace, id, why), ...): never linked
 
 
 @dataclasses.dataclass
