@@ -8,7 +8,9 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
       crm-profiles: {schema: https://ns.example.com/xdm/individual-profile,
                      kind: profile, profile: true,
                      identities: [{pointer: /workEmail/address, namespace: Email,
-                                   primary: true}]}   # optional identity fields
+                                   primary: true}],   # optional identity fields
+                     schema_ref: "https://ns.adobe.com/acme/schemas/1a2b"}  # optional: the
+                                      # header.schemaRef.id senders give, if not `schema`
     identity:                         # optional: the identity graph's rules
       priority: [CRMID, Email, ECID]  # most trusted first
       unique: [CRMID, Email]          # a graph holds at most one of each
@@ -45,6 +47,11 @@ class Dataset:
     feeds_profile: bool
     retention_days: int = DEFAULT_RETENTION_DAYS  # events kept on the profile this long
     identity_fields: tuple = ()  # IdentityFields: identities beside the identityMap
+    schema_ref: str = ""  # what senders give as header.schemaRef.id, where not schema_id
+
+    def accepts_schema_ref(self, schema_ref):
+        return schema_ref == self.schema_id or (bool(self.schema_ref)
+                                                and schema_ref == self.schema_ref)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -165,7 +172,11 @@ def _parse_dataset(path, dataset_id, entry):
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
                            "whole number of days, at least 1")
     fields = _parse_identity_fields(path, dataset_id, entry.get("identities", []))
-    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields)
+    schema_ref = entry.get("schema_ref", "")
+    if not isinstance(schema_ref, str):
+        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'schema_ref' must be a string")
+    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields,
+                   schema_ref)
 
 
 def _read_document(path):

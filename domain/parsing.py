@@ -101,7 +101,7 @@ class RecordParser:
         dataset = self.catalog.datasets.get(dataset_id)
         if dataset is None:
             raise RecordError("unknown_dataset", f"dataset {dataset_id!r} is not in the catalog")
-        if schema_ref is not None and schema_ref != dataset.schema_id:
+        if schema_ref is not None and not dataset.accepts_schema_ref(schema_ref):
             raise RecordError(
                 "unknown_schema",
                 f"header.schemaRef.id {schema_ref!r} is not the schema of dataset "
