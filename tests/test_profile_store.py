@@ -150,51 +150,11 @@ def _tiebreak_of(catalog, tier):
     return merge.order_key(0, record.dataset, record.entity).tiebreak
 
 
-def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several():
-    from google.cloud.bigtable.row import DirectRow
-    from domain.profile_writes import mutation_batches
-    rows = []
-    for number, cells in enumerate([3, 4, 2, 6, 1]):
-        row = DirectRow(f"row-{number}".encode())
-        for cell in range(cells):
-            row.set_cell("attr", f"c{cell}".encode(), b"v")
-        rows.append(row)
-    batches = list(mutation_batches(rows, limit=7))
-    assert [[r.row_key for r in batch] for batch in batches] == [
-        [b"row-0", b"row-1"], [b"row-2"], [b"row-3", b"row-4"]]
-    assert all(sum(len(r._get_mutations()) for r in batch) <= 7 for batch in batches)
-
-
-def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
-    import datetime
-    from google.cloud.bigtable.row import DirectRow
-    from domain.profile_table import replace_cell
-    for time_us in (0, 1_000, 1_762_070_400_000_000, 1_762_070_400_123_000, 1_762_070_400_123_999):
-        ours, theirs = DirectRow(b"k"), DirectRow(b"k")
-        replace_cell(ours, "attr", b"/a", '{"value": "é"}', time_us)
-        theirs.delete_cell("attr", b"/a")
-        theirs.set_cell("attr", b"/a", '{"value": "é"}', timestamp=datetime.datetime(
-            1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=time_us))
-        assert ([m._to_dict() for m in ours._get_mutations()]
-                == [m._to_dict() for m in theirs._get_mutations()]), time_us
-
-
-def test_leaf_attributes_name_each_leaf_by_its_json_pointer():
-    from domain.profile_writes import leaf_attributes
-    entity = {"person": {"name": {"first": "Ada", "last": None}, "tags": ["a", {"b": 1}]},
-              "a/b": {"c~d": 1.5}, "empty": {}, "": {"x": True},
-              "identityMap": {"email": [{"id": "a@b.c"}]}}
-    assert leaf_attributes(entity) == [
-        ("/person/name/first", "Ada"), ("/person/name/last", None),
-        ("/person/tags", ["a", {"b": 1}]), ("/a~1b/c~0d", 1.5), ("/empty", {}),
-        ("//x", True), ("/identityMap/email", [{"id": "a@b.c"}])]
-
-
 def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
     import typing
     import apache_beam as beam
     from ingest.generate import RecordGenerator
-    from test_json_codec import same
+    from helpers.json_equality import same
     from domain import merge
     from domain.profile_writes import ProfileUpdate
     from transforms.profile_store import ProfileUpdateCoder, key_by_person

@@ -18,7 +18,6 @@ from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
 from transforms.dead_letter import to_error_row, to_pubsub_message
 from transforms.lake import WriteParquetPartitions, WriteToLake
 from domain.lake_files import arrow_ipc_bytes
-from domain.lake_schema import arrow_schema
 from domain.records import FailedMessage, RecordError
 from domain.parsing import RecordParser
 from transforms.validate import ParseAndValidate
@@ -98,15 +97,6 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
         {"pointer": "/loyalty/points", "keyword": "type",
          "message": "'5400' is not of type 'integer'"}]
     assert dict(violation["attributes"]) == {"n": "21"}
-
-
-def test_arrow_schema_is_typed_from_the_json_schema(catalog):
-    schema = arrow_schema(catalog, "web-events")
-    assert str(schema.field("timestamp").type) == "timestamp[us, tz=UTC]"
-    assert str(schema.field("productListItems").type.value_type.field("quantity").type) == "int64"
-    assert schema.field("identityMap").type.key_type == "string"  # a map, from additionalProperties
-    profile = arrow_schema(catalog, "crm-profiles")
-    assert str(profile.field("person").type.field("birthDate").type) == "date32[day]"
 
 
 def test_lake_writes_every_record_once_even_with_old_event_times(catalog, tmp_path):
