@@ -1,24 +1,18 @@
-"""ReadMessages' backlog pull, against the Pub/Sub emulator; its option; and the decoding
-of the messages Dataflow's read hands over."""
+"""transforms/read.py: ReadMessages' backlog pull, against the Pub/Sub emulator, and the
+decoding of the messages Dataflow's read hands over (the option that sets the pull:
+tests/pipelines/test_options.py)."""
 import datetime
 
-import pytest
+import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
-import apache_beam as beam
 from google.cloud import pubsub_v1
-from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
 
-from pipelines.streaming_ingest import LocalRunOptions, parse_options
+from helpers.pubsub_messages import proto_messages
 from pubsub_helpers import pull_messages
 from transforms.read import _PullBacklogFn, _ReadFromPubSub, message_from_proto
 from transforms.validate import _plain_datetime
-
-VALID = ["--input_subscription=projects/demo-project/subscriptions/ingest-input-sub",
-         "--dead_letter_topic=projects/demo-project/topics/ingest-dead-letter",
-         "--catalog=examples/catalog.yaml", "--lake_path=gs://demo-bucket/lake",
-         "--bigtable_project=demo-project"]
 
 
 def publish(resources, count):
@@ -57,46 +51,7 @@ def test_a_bundle_takes_in_at_most_the_pull_size(pubsub_resources):
     assert len(pull_messages(pubsub_resources.subscription_path, 18)) == 18
 
 
-def pull_size(argv):
-    return parse_options(VALID + argv).view_as(LocalRunOptions).backlog_pull_size
-
-
-def test_the_backlog_pull_is_on_locally_and_off_on_dataflow():
-    assert pull_size([]) == 1000
-    assert pull_size(["--runner=DirectRunner", "--backlog_pull_size=50"]) == 50
-    assert pull_size(["--backlog_pull_size=0"]) == 0
-    assert pull_size(["--runner=DataflowRunner"]) == 0
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--runner=DataflowRunner", "--backlog_pull_size=100"],
-     "--backlog_pull_size is for the DirectRunner only"),
-    (["--backlog_pull_size=-1"], "--backlog_pull_size must be 0 or more"),
-])
-def test_a_wrong_backlog_pull_size_is_refused(capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        parse_options(VALID + argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
 # --- the messages' decoding after Dataflow's read ---------------------------------------
-
-def proto_messages():
-    """Pub/Sub message protos with every field set, and with each left out."""
-    moment = datetime.datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=datetime.timezone.utc)
-    full = PubsubMessageProto(data=b'{"a": 1}', attributes={"dataset": "web-events", "k": "v"},
-                              message_id="m-1", publish_time=moment, ordering_key="person-1")
-    nanos = PubsubMessageProto.pb(PubsubMessageProto(data=b"x", message_id="m-2"))
-    nanos.publish_time.seconds, nanos.publish_time.nanos = 1_796_040_000, 123_456_789
-    return [PubsubMessageProto.serialize(full),
-            PubsubMessageProto.serialize(PubsubMessageProto(data=b"only data")),
-            PubsubMessageProto.serialize(PubsubMessageProto(attributes={"dataset": "d"})),
-            PubsubMessageProto.serialize(PubsubMessageProto()),
-            nanos.SerializeToString(),
-            PubsubMessage(b"\xff\x00", {"√": "ü" * 300}, message_id="m-3",
-                          publish_time=moment)._to_proto_str(for_publish=False)]
-
 
 def fields(message):
     return (message.data, message.attributes, message.message_id, message.publish_time,
@@ -118,15 +73,6 @@ def test_message_from_proto_makes_what_beams_decoding_makes():
     assert message_from_proto(proto_messages()[4]).publish_time == datetime.datetime(
         2026, 11, 30, 12, 0, 0, 123_456, tzinfo=datetime.timezone.utc)  # nanoseconds cut off
     assert type(message_from_proto(proto_messages()[4]).publish_time) is datetime.datetime
-
-
-def test_a_plain_utc_publish_time_is_kept_as_it_is():
-    for encoded in proto_messages():
-        publish_time = PubsubMessage._from_proto_str(encoded).publish_time
-        if publish_time is not None:
-            plain = _plain_datetime(publish_time)
-            assert type(plain) is datetime.datetime and plain.tzinfo is datetime.timezone.utc
-            assert _plain_datetime(plain) is plain
 
 
 def test_the_read_decodes_the_protos_it_is_handed():

@@ -1,97 +1,20 @@
-"""WriteProfiles on Beam's TestStream against the real Bigtable emulator.
+"""transforms/profile_store.py: WriteProfiles on Beam's TestStream against the real
+Bigtable emulator.
 
 The same records, reordered, redelivered and with equal timestamps, must leave the same
 rows, cell for cell; upserts and deletes must do what the README says; every identity of
-a profile must lead to it.
+a profile must lead to it. The stream and the run: helpers/profile_streams.py.
 """
-import json
-import pathlib
 import random
 import uuid
 
 import pytest
-from apache_beam.options.pipeline_options import PipelineOptions
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.test_stream import TestStream
 
-from ingest import local_stack
-from domain.profile_table import read_profile
-from ingest.clients import open_table
-from domain.catalog import Catalog
-from transforms.profile_store import WriteProfiles
 from domain.parsing import RecordParser
+from domain.profile_table import read_profile
+from helpers.profile_streams import profile_record, run_and_read, sample_stream
 
 pytestmark = pytest.mark.integration
-EXAMPLES = pathlib.Path(__file__).parent.parent / "examples"
-INSTANCE = "test-instance"
-
-
-@pytest.fixture(scope="module")
-def catalog():
-    return Catalog.load(str(EXAMPLES / "catalog.yaml"))
-
-
-def envelope(dataset, entity, operation=None):
-    header = {"datasetId": dataset}
-    if operation:
-        header["operations"] = {"data": operation}
-    return json.dumps({"header": header, "body": {"xdmEntity": entity}}).encode()
-
-
-def profile_record(record_id, modified, email, operation=None, **attributes):
-    entity = {"_id": record_id, "identityMap": {"Email": [{"id": email, "primary": True}]},
-              "_repo": {"modifyDate": modified}, **attributes}
-    return envelope("crm-profiles", entity, operation)
-
-
-def sample_stream(catalog):
-    """The example stream plus same-time conflicts, a create and a delete."""
-    parser = RecordParser(catalog)
-    payloads = [line for line in (EXAMPLES / "records.jsonl").read_bytes().splitlines()]
-    payloads += [
-        # Two records of Grace with the very same time: the tie-break decides, not arrival.
-        profile_record("tie-1", "2026-11-20T00:00:00Z", "grace@example.com",
-                       loyalty={"tier": "silver"}),
-        profile_record("tie-2", "2026-11-20T00:00:00Z", "grace@example.com",
-                       loyalty={"tier": "platinum"}),
-        # Alan's profile is replaced by a create, then a later merge adds to it.
-        profile_record("alan-create", "2026-11-21T00:00:00Z", "alan@example.com", "create",
-                       person={"name": {"firstName": "Alan"}}),
-        profile_record("alan-after", "2026-11-22T00:00:00Z", "alan@example.com",
-                       loyalty={"points": 7}),
-        # A person who is deleted, with a record before and one after the delete.
-        profile_record("del-1", "2026-11-10T00:00:00Z", "gone@example.com",
-                       loyalty={"points": 1}, mobilePhone={"number": "+1"}),
-        profile_record("del-2", "2026-11-11T00:00:00Z", "gone@example.com", "delete"),
-        profile_record("del-3", "2026-11-12T00:00:00Z", "gone@example.com",
-                       loyalty={"points": 3}),
-    ]
-    records = []
-    for payload in payloads:
-        try:
-            records.append(parser.parse(payload))
-        except Exception:
-            pass  # the invalid examples: not this test's business
-    return records
-
-
-def run_and_read(records, catalog, table_id):
-    local_stack.create_resources(instance=INSTANCE, table=table_id, catalog=catalog,
-                                 topic=f"t-{table_id}", subscription=f"s-{table_id}",
-                                 dead_letter_topic=f"d-{table_id}",
-                                 dead_letter_subscription=f"ds-{table_id}")
-    stream = TestStream()
-    for start in range(0, len(records), 5):  # several bundles
-        stream = stream.add_elements(records[start:start + 5])
-    options = PipelineOptions(["--streaming", "--runner=BundleBasedDirectRunner"])
-    with TestPipeline(options=options) as p:
-        _ = (p | stream.advance_watermark_to_infinity()
-             | WriteProfiles("demo-project", INSTANCE, table_id, catalog))
-    table = open_table("demo-project", INSTANCE, table_id)
-    return table, {row.row_key: {family: {q: [(c.value, c.timestamp) for c in cells]
-                                          for q, cells in columns.items()}
-                                 for family, columns in row.cells.items()}
-                   for row in table.read_rows()}
 
 
 def test_order_redelivery_and_ties_leave_the_same_rows(emulators, catalog):
@@ -112,6 +35,22 @@ def test_writing_within_a_bundle_leaves_the_same_rows(emulators, catalog, monkey
     monkeypatch.setattr(profile_store, "MAX_UPDATES_UNWRITTEN", 2)
     _, every_two = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
     assert every_two == at_bundle_end
+
+
+def test_a_restart_takes_up_the_stored_rows_and_leaves_the_same_rows(emulators, catalog):
+    # A new pipeline starts with empty state: each person's state is read back from the
+    # table (profile_table.state_from_row). Stored cells carry no tie-break, so the two
+    # records with the very same time are left out here.
+    records = [r for r in sample_stream(catalog) if not r.entity["_id"].startswith("tie-")]
+    _, at_once = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
+    rng = random.Random(3)
+    for _ in range(2):
+        shuffled = rng.sample(records, len(records))
+        half = len(shuffled) // 2
+        table_id = f"p-{uuid.uuid4().hex[:6]}"
+        run_and_read(shuffled[:half], catalog, table_id)
+        _, restarted = run_and_read(shuffled[half:], catalog, table_id)
+        assert restarted == at_once
 
 
 def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, catalog):
@@ -153,7 +92,7 @@ def _tiebreak_of(catalog, tier):
 def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
     import typing
     import apache_beam as beam
-    from ingest.generate import RecordGenerator
+    from ingest.dev.generate import RecordGenerator
     from helpers.json_equality import same
     from domain import merge
     from domain.profile_writes import ProfileUpdate
