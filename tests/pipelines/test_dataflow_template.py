@@ -1,13 +1,12 @@
 """The Dataflow deployment, checked offline (templates/):
 
-- the flex template's metadata.json against the pipeline's own options;
-- the option checks that stop a launch before any worker starts;
+- the flex template's metadata.json against the pipeline's own options (the option
+  checks that stop a launch before any worker starts: tests/pipelines/test_options.py);
 - the job graph the DataflowRunner builds for Dataflow (a dry run, kept off the network);
 - the commands the provisioning, build and run scripts print with --dry-run;
 - the sdist and the wheel, installed in a fresh virtual environment (about a minute:
   pip fetches apache-beam[gcp] and the rest from PyPI).
 """
-import argparse
 import json
 import os
 import re
@@ -26,13 +25,13 @@ import pytest
 from apache_beam.options.pipeline_options import PipelineOptions
 from apache_beam.portability.api import beam_runner_api_pb2
 
-from pipelines.streaming_ingest import (
-    IngestOptions, build_pipeline, check_options, parse_options, run)
 from domain.catalog import Catalog
+from helpers.examples import EXAMPLE_CATALOG, REPO
+from helpers.pipeline_arguments import VALID, argv_of, pipeline_options, required_options
+from pipelines.options import IngestOptions, check_options, parse_options
+from pipelines.streaming_ingest import build_pipeline
 
-REPO = Path(__file__).resolve().parent.parent
 TEMPLATES = REPO / "templates"
-EXAMPLE_CATALOG = REPO / "examples" / "catalog.yaml"
 TOP_LEVEL_STEPS = [
     "ReadMessages", "ParseAndValidate", "WriteProfiles", "WriteToLake", "CollectFailures",
     "DeadLetter"]
@@ -49,32 +48,6 @@ PARAMETER_TYPES = {
     "PUBSUB_SUBSCRIPTION", "BIGQUERY_TABLE", "JAVASCRIPT_UDF_FILE", "SERVICE_ACCOUNT",
     "MACHINE_TYPE", "KMS_KEY_NAME", "WORKER_REGION", "WORKER_ZONE", "BOOLEAN", "ENUM",
     "NUMBER"}
-
-VALID = {
-    "input_subscription": "projects/demo-project/subscriptions/ingest-input-sub",
-    "dead_letter_topic": "projects/demo-project/topics/ingest-dead-letter",
-    "catalog": str(EXAMPLE_CATALOG),
-    "lake_path": "gs://demo-bucket/lake",
-    "bigtable_project": "demo-project",
-}
-
-
-def argv_of(values):
-    return [f"--{name}={value}" for name, value in values.items()]
-
-
-def pipeline_options():
-    """The pipeline's own options, name -> argparse action, as IngestOptions declares them."""
-    parser = argparse.ArgumentParser()
-    IngestOptions._add_argparse_args(parser)
-    return {action.dest: action for action in parser._actions if action.dest != "help"}
-
-
-def required_options():
-    """The options check_options asks for when none is given."""
-    problems = check_options(PipelineOptions([]).view_as(IngestOptions))
-    return {name for name in pipeline_options() if f"--{name} is required" in problems}
-
 
 @pytest.fixture(scope="module")
 def metadata():
@@ -211,96 +184,6 @@ def test_gcloud_reads_the_metadata_into_a_template_spec(offline_gcloud):
     spec = json.loads(json.loads(result.stdout))
     assert spec["sdkInfo"] == {"language": "PYTHON"}
     assert spec["metadata"] == json.loads((TEMPLATES / "metadata.json").read_text())
-
-
-# -- options that fail fast -------------------------------------------------------------
-
-def assert_refused(capsys, argv, message):
-    with pytest.raises(SystemExit) as exit_info:
-        parse_options(argv)
-    assert exit_info.value.code == 2
-    assert message in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("changes, message", [
-    ({"input_subscription": None}, "--input_subscription is required"),
-    ({"dead_letter_topic": None}, "--dead_letter_topic is required"),
-    ({"catalog": None}, "--catalog is required"),
-    ({"lake_path": None}, "--lake_path is required"),
-    ({"input_subscription": "demo-project/ingest-input-sub"},
-     "--input_subscription 'demo-project/ingest-input-sub': expected "
-     "projects/<project>/subscriptions/<name>"),
-    ({"input_subscription": "projects/p/subscriptions/s"},
-     "--input_subscription 'projects/p/subscriptions/s': 'p' is not a project id (6-30 "
-     "lowercase letters, digits and hyphens, starting with a letter and not ending with a "
-     "hyphen)"),
-    ({"dead_letter_topic": "projects/demo-project/topics/1-dlq"},
-     "--dead_letter_topic 'projects/demo-project/topics/1-dlq': '1-dlq' is not a Pub/Sub "
-     "name (3-255 letters, digits and -_.~+%, starting with a letter)"),
-    ({"bigtable_project": "Demo_Project"},
-     "--bigtable_project 'Demo_Project': not a project id (6-30"),
-    ({"bigtable_instance": "ingst"},
-     "--bigtable_instance 'ingst': a Bigtable instance id is 6-33 lowercase letters, "
-     "digits and hyphens, starting with a letter and not ending with a hyphen"),
-    ({"bigtable_instance": "Ingest-Instance"}, "--bigtable_instance 'Ingest-Instance': a "),
-    ({"bigtable_instance": "ingest-instance-"}, "--bigtable_instance 'ingest-instance-': "),
-    ({"bigtable_table": "profiles/v2"},
-     "--bigtable_table 'profiles/v2': a Bigtable table id is 1-50 letters, digits and _-., "
-     "not starting with - or ."),
-    ({"bigtable_table": "p" * 51}, f"--bigtable_table '{'p' * 51}': a Bigtable table id"),
-    ({"window_seconds": "0"}, "--window_seconds must be at least 1"),
-    ({"pubsub_readers": "0"}, "--pubsub_readers must be at least 1"),
-])
-def test_malformed_options_stop_with_a_clear_message(capsys, changes, message):
-    values = {**VALID, **changes}
-    assert_refused(capsys, argv_of({k: v for k, v in values.items() if v is not None}),
-                   message)
-
-
-def test_all_problems_are_reported_at_once(capsys):
-    argv = argv_of({**VALID, "bigtable_instance": "x", "bigtable_table": "-x"})
-    with pytest.raises(SystemExit):
-        parse_options(argv)
-    err = capsys.readouterr().err
-    assert "--bigtable_instance 'x'" in err and "--bigtable_table '-x'" in err
-
-
-def test_a_lake_path_that_cannot_be_written_stops_the_pipeline(capsys, tmp_path):
-    not_a_folder = tmp_path / "a-file"
-    not_a_folder.write_text("")
-    lake = not_a_folder / "lake"
-    assert_refused(capsys, argv_of({**VALID, "lake_path": lake}),
-                   f"--lake_path '{lake}' is not a folder this process can write to: ")
-
-
-def test_a_local_lake_path_is_created(tmp_path):
-    lake = tmp_path / "new" / "lake"
-    parse_options(argv_of({**VALID, "lake_path": lake}))
-    assert lake.is_dir() and not list(lake.iterdir())
-
-
-def test_on_dataflow_the_lake_must_be_in_cloud_storage(capsys, tmp_path):
-    assert_refused(capsys, argv_of({**VALID, "lake_path": tmp_path}) + [
-        "--runner=DataflowRunner"],
-        f"--lake_path '{tmp_path}': on Dataflow the lake must be a gs:// path")
-
-
-def test_a_cloud_storage_lake_is_not_checked_offline():
-    options = parse_options(argv_of(VALID))
-    assert options.view_as(IngestOptions).lake_path == "gs://demo-bucket/lake"
-
-
-def test_the_bigtable_project_defaults_to_the_project():
-    values = {k: v for k, v in VALID.items() if k != "bigtable_project"}
-    options = parse_options(argv_of(values) + ["--project=other-project"])
-    assert options.view_as(IngestOptions).bigtable_project == "other-project"
-
-
-def test_an_unreadable_catalog_stops_the_pipeline_before_bigtable(tmp_path):
-    missing = tmp_path / "no-catalog.yaml"
-    with pytest.raises(SystemExit) as exit_info:
-        run(argv_of({**VALID, "catalog": missing, "lake_path": tmp_path / "lake"}))
-    assert str(exit_info.value.code).startswith(f"error: cannot read {missing}")
 
 
 # -- the Dataflow job graph -------------------------------------------------------------

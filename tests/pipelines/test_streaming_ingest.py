@@ -1,4 +1,5 @@
-"""The real streaming pipeline on the DirectRunner, against the Pub/Sub and Bigtable emulators.
+"""pipelines/streaming_ingest.py: the real streaming pipeline on the DirectRunner, against
+the Pub/Sub and Bigtable emulators; and a run stopped before it starts.
 
 The pipeline runs as users run it, `python -m pipelines.streaming_ingest`, in its own
 process. The sample stream is published before it starts, so it begins with a backlog
@@ -7,7 +8,6 @@ windowed write drops data without a word.
 """
 import json
 import os
-import pathlib
 import subprocess
 import sys
 import time
@@ -18,13 +18,11 @@ import pyarrow.parquet as pq
 import pytest
 from google.cloud import bigtable, pubsub_v1
 
-from domain.profile_table import row_key
-from domain.profile_table import ATTRIBUTES_FAMILY
+from domain.profile_table import ATTRIBUTES_FAMILY, row_key
+from helpers.examples import EXAMPLES, REPO
+from helpers.pipeline_arguments import VALID, argv_of
+from pipelines.streaming_ingest import run
 
-pytestmark = pytest.mark.integration
-
-ROOT = pathlib.Path(__file__).parent.parent
-EXAMPLES = ROOT / "examples"
 CATALOG = {"crm-profiles": ("profile", True), "web-events": ("event", True),
            "web-events-archive": ("event", False)}
 EXPECTED_FAILURES = {  # line of records.jsonl (0-based) -> error class
@@ -93,7 +91,7 @@ def start_pipeline(resources, lake_path, emulators):
         f"--window_seconds={WINDOW_SECONDS}",
     ]
     log = open(lake_path.parent / "pipeline.log", "w")
-    return subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log,
+    return subprocess.Popen(command, cwd=REPO, env=dict(os.environ), stdout=log,
                             stderr=subprocess.STDOUT)
 
 
@@ -162,6 +160,7 @@ def wait_until(condition, what, pipeline, log_path):
                 + log_path.read_text()[-3000:])
 
 
+@pytest.mark.integration
 def test_stream_lands_in_bigtable_and_lake_and_failures_in_the_dead_letter(
         emulators, pubsub_resources, tmp_path):
     lake_path = tmp_path / "lake"
@@ -257,6 +256,7 @@ def bad_messages_of_every_class():
     ]
 
 
+@pytest.mark.integration
 def test_bad_messages_of_every_class_reach_both_dead_letters_and_block_no_valid_one(
         emulators, pubsub_resources, tmp_path):
     lake_path = tmp_path / "lake"
@@ -296,3 +296,10 @@ def test_bad_messages_of_every_class_reach_both_dead_letters_and_block_no_valid_
     finally:
         pipeline.terminate()
         pipeline.wait(timeout=30)
+
+
+def test_an_unreadable_catalog_stops_the_pipeline_before_bigtable(tmp_path):
+    missing = tmp_path / "no-catalog.yaml"
+    with pytest.raises(SystemExit) as exit_info:
+        run(argv_of({**VALID, "catalog": missing, "lake_path": tmp_path / "lake"}))
+    assert str(exit_info.value.code).startswith(f"error: cannot read {missing}")
