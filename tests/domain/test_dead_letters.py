@@ -5,8 +5,14 @@ import datetime
 import pyarrow as pa
 import pytest
 
-from domain.dead_letters import (ERROR_ATTRIBUTES, ERRORS_SCHEMA, MAX_ATTRIBUTE_VALUE_BYTES,
-                                 dead_letter_attributes, error_row, without_error_attributes)
+from domain.dead_letters import (
+    ERROR_ATTRIBUTES,
+    ERRORS_SCHEMA,
+    MAX_ATTRIBUTE_VALUE_BYTES,
+    dead_letter_attributes,
+    error_row,
+    without_error_attributes,
+)
 from domain.records import FailedMessage, Violation
 
 UTC = datetime.timezone.utc

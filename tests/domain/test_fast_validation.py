@@ -28,14 +28,23 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from domain.catalog import Catalog, Dataset
-from domain.records import RecordError
-from domain.parsing import RecordParser
 from domain.fast_validation import FAST_FORMATS, _rust_regex
+from domain.parsing import RecordParser
+from domain.records import RecordError
 from domain.schema_drafts import CHECKED_FORMATS
 from domain.schemas import SchemaRegistry
 from helpers.examples import EXAMPLES, example_entities, generated_messages
-from helpers.mutations import (DATE_TIMES, DATES, TRICKY_KEYS, Mutation, mutations, nodes,
-                               removed, replaced, value_at)
+from helpers.mutations import (
+    DATE_TIMES,
+    DATES,
+    TRICKY_KEYS,
+    Mutation,
+    mutations,
+    nodes,
+    removed,
+    replaced,
+    value_at,
+)
 from helpers.schema_sets import DRAFTS, registry_of
 from helpers.xdm_corpus import DANGLING, examples_with_their_schema
 

@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from domain import json_codec
-from domain.records import RecordError
 from domain.parsing import RecordParser, _decode_json
+from domain.records import RecordError
 from helpers.examples import EXAMPLE_FILES, EXAMPLES
 from helpers.json_equality import same
 from helpers.mutations import mutations

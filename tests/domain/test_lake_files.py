@@ -5,8 +5,13 @@ import datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from domain.lake_files import (arrow_ipc_bytes, once_per_id, partition_file_path,
-                               table_in_schema, write_atomically)
+from domain.lake_files import (
+    arrow_ipc_bytes,
+    once_per_id,
+    partition_file_path,
+    table_in_schema,
+    write_atomically,
+)
 
 UTC = datetime.timezone.utc
 CURRENT = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])

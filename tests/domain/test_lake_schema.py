@@ -6,8 +6,15 @@ import json
 import pyarrow as pa
 import pytest
 
-from domain.lake_schema import (ADDITIONAL, JSON_TEXT, METADATA_FIELDS, arrow_schema,
-                                arrow_schema_of, row_converter, to_arrow_row)
+from domain.lake_schema import (
+    ADDITIONAL,
+    JSON_TEXT,
+    METADATA_FIELDS,
+    arrow_schema,
+    arrow_schema_of,
+    row_converter,
+    to_arrow_row,
+)
 from helpers.schema_sets import registry_of
 from helpers.xdm_corpus import examples_with_their_schema
 

@@ -11,10 +11,16 @@ import pickle
 import pytest
 
 from domain.catalog import Catalog, Dataset
-from domain.records import RecordError
 from domain.parsing import MAX_MESSAGE_BYTES, RecordParser
-from helpers.examples import (EXAMPLE_FILES, EXAMPLES, PUBLISH_TIME, example_entities,
-                              example_lines, generated_messages)
+from domain.records import RecordError
+from helpers.examples import (
+    EXAMPLE_FILES,
+    EXAMPLES,
+    PUBLISH_TIME,
+    example_entities,
+    example_lines,
+    generated_messages,
+)
 from helpers.mutations import mutations
 from helpers.schema_sets import registry_of
 

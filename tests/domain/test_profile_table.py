@@ -10,9 +10,21 @@ from google.cloud.bigtable.row_data import Cell
 
 from domain import merge
 from domain.profile_table import (
-    ATTRIBUTES_FAMILY, DELETED_COLUMN, IDENTITY_FAMILY, META_FAMILY, RESET_COLUMN,
-    attribute_cell, column_families, event_column, events_family, identity_column,
-    identity_of_column, replace_cell, row_key, state_from_row)
+    ATTRIBUTES_FAMILY,
+    DELETED_COLUMN,
+    IDENTITY_FAMILY,
+    META_FAMILY,
+    RESET_COLUMN,
+    attribute_cell,
+    column_families,
+    event_column,
+    events_family,
+    identity_column,
+    identity_of_column,
+    replace_cell,
+    row_key,
+    state_from_row,
+)
 
 
 def test_row_keys_do_not_collide_when_namespace_or_id_hold_the_separator():

@@ -5,10 +5,23 @@ from google.cloud.bigtable.row import DirectRow
 
 from domain import merge
 from domain.profile_table import (
-    ATTRIBUTES_FAMILY, DELETED_COLUMN, IDENTITY_FAMILY, LINKED_FAMILY, META_FAMILY,
-    RESET_COLUMN, attribute_cell, identity_column, row_key)
-from domain.profile_writes import (IGNORED_OLDER_THAN_DELETE, PendingRows, ProfileUpdate,
-                                   leaf_attributes, mutation_batches)
+    ATTRIBUTES_FAMILY,
+    DELETED_COLUMN,
+    IDENTITY_FAMILY,
+    LINKED_FAMILY,
+    META_FAMILY,
+    RESET_COLUMN,
+    attribute_cell,
+    identity_column,
+    row_key,
+)
+from domain.profile_writes import (
+    IGNORED_OLDER_THAN_DELETE,
+    PendingRows,
+    ProfileUpdate,
+    leaf_attributes,
+    mutation_batches,
+)
 
 
 def test_a_bundle_with_more_mutations_than_one_call_takes_is_written_in_several():

@@ -4,8 +4,13 @@ import jsonschema
 import pytest
 import referencing.jsonschema
 
-from domain.schema_drafts import (CHECKED_FORMATS, DEFAULT_DRAFT, FORMAT_CHECKER, resource,
-                                  validator_class)
+from domain.schema_drafts import (
+    CHECKED_FORMATS,
+    DEFAULT_DRAFT,
+    FORMAT_CHECKER,
+    resource,
+    validator_class,
+)
 from helpers.schema_sets import DRAFTS
 
 VALIDATORS = {

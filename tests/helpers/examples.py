@@ -2,10 +2,10 @@
 import datetime
 import pathlib
 
-from domain.records import RecordError
 from domain.parsing import RecordParser
+from domain.records import RecordError
 
-REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+REPO = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 EXAMPLE_CATALOG = EXAMPLES / "catalog.yaml"
 # (file of examples/, the attributes its messages are published with)

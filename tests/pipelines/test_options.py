@@ -9,9 +9,13 @@ from google.cloud.bigtable import column_family
 from domain.catalog import Catalog
 from helpers.examples import EXAMPLE_CATALOG
 from helpers.pipeline_arguments import VALID, argv_of
-from pipelines.options import (DEFAULT_RUNNER, IngestOptions, LocalRunOptions,
-                               check_profile_table, parse_options)
-
+from pipelines.options import (
+    DEFAULT_RUNNER,
+    IngestOptions,
+    LocalRunOptions,
+    check_profile_table,
+    parse_options,
+)
 
 # -- options that fail fast --------------------------------------------------------------
 

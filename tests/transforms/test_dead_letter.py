@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 from apache_beam.testing.test_stream import TestStream
 
 from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
-from domain.records import FailedMessage, RecordError, Violation
 from domain.parsing import RecordParser
+from domain.records import FailedMessage, RecordError, Violation
 from helpers.beam_testing import streaming_pipeline
 from helpers.pubsub_messages import sample_messages
 from transforms.dead_letter import to_error_row, to_pubsub_message

@@ -91,13 +91,15 @@ def _tiebreak_of(catalog, tier):
 
 def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
     import typing
+
     import apache_beam as beam
-    from ingest.dev.generate import RecordGenerator
-    from helpers.json_equality import same
+
     from domain import merge
     from domain.profile_writes import ProfileUpdate
-    from transforms.profile_store import ProfileUpdateCoder, key_by_person
     from domain.records import RecordError
+    from helpers.json_equality import same
+    from ingest.dev.generate import RecordGenerator
+    from transforms.profile_store import ProfileUpdateCoder, key_by_person
 
     parser = RecordParser(catalog)
     updates = []
