@@ -29,8 +29,9 @@ from google.cloud import pubsub_v1
 from google.cloud.bigtable import row_filters
 from google.cloud.bigtable.row_set import RowSet
 
-from ingest import local_stack
+from ingest import admin
 from ingest.clients import open_table
+from ingest.dev import local_stack
 from domain.catalog import Catalog
 from domain.profile_table import row_key
 from domain.profile_table import ATTRIBUTES_FAMILY
@@ -100,7 +101,7 @@ def running_pipeline(state_dir, pipeline_arguments, description):
     stack = local_stack.start(state_dir, pubsub_port=0, bigtable_port=0)
     try:
         os.environ.update(local_stack.environment(stack, NAMES["project"]))
-        local_stack.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
+        admin.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
         bench.table = open_table(NAMES["project"], NAMES["instance"], NAMES["table"])
         bench.publisher = pubsub_v1.PublisherClient(
             batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))

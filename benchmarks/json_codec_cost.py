@@ -1,6 +1,6 @@
 """What domain/json_codec.py (orjson) saves: µs per record of decoding a message and of
 the canonical encoding merge.order_key hashes, stdlib json against orjson, on messages
-from ingest.generate.
+from ingest.dev.generate.
 
     python -m benchmarks.json_codec_cost [--records N] [--runs N] [--seed S]
 
@@ -32,7 +32,7 @@ def no_fast_path(payload):
 
 
 def generated(count, seed):
-    from ingest.generate import RecordGenerator
+    from ingest.dev.generate import RecordGenerator
     return [(m.payload, m.dataset) for m in
             RecordGenerator(seed=seed, duplicate_share=0).messages(count)]
 

@@ -7,7 +7,7 @@ a plain Python consumer doing the same work (the floor).
 1. Starts Google's emulators on free ports (state in .local-stack-bench/throughput/),
    creates the topics, subscriptions and table (as the other benchmarks do) and a second
    subscription of the input topic for the floor.
-2. Publishes N messages from ingest.generate (seeded; 5% invalid, no duplicates, every
+2. Publishes N messages from ingest.dev.generate (seeded; 5% invalid, no duplicates, every
    `_id` its own) to the input topic, and waits until every publish is confirmed. The
    backlog is then in both subscriptions.
 3. Starts `python -m pipelines.streaming_ingest` (DirectRunner, all branches: Bigtable,
@@ -79,7 +79,8 @@ def parse_arguments(argv):
 def run(options, command_line):
     from google.cloud import pubsub_v1
 
-    from ingest import local_stack
+    from ingest import admin
+    from ingest.dev import local_stack
     from domain.catalog import Catalog
 
     machine = harness.describe_machine()
@@ -91,7 +92,7 @@ def run(options, command_line):
     publisher = None
     try:
         os.environ.update(local_stack.environment(stack, names["project"]))
-        local_stack.create_resources(**names, catalog=Catalog.load(str(harness.ROOT / harness.CATALOG)))
+        admin.create_resources(**names, catalog=Catalog.load(str(harness.ROOT / harness.CATALOG)))
         subscriber = pubsub_v1.SubscriberClient()
         topic = f"projects/{names['project']}/topics/{names['topic']}"
         subscriber.create_subscription(request={
@@ -138,7 +139,7 @@ def run(options, command_line):
 
 
 def publish_backlog(publisher, topic, options):
-    from ingest.generate import RecordGenerator
+    from ingest.dev.generate import RecordGenerator
     generator = RecordGenerator(seed=options.seed, invalid_share=INVALID_SHARE,
                                 duplicate_share=0)
     harness.progress(f"Publishing a backlog of {options.messages} generated messages")

@@ -1,5 +1,5 @@
 """What the fast validator (jsonschema-rs) saves: RecordParser.parse per message, with
-and without the fast path, on messages from ingest.generate.
+and without the fast path, on messages from ingest.dev.generate.
 
     python -m benchmarks.validation_cost [--messages N] [--seed S] [--rounds R]
 
@@ -29,7 +29,7 @@ def main(argv=None):
     catalog = Catalog.load(str(CATALOG))
     messages, counts = generated_messages(options.messages, options.seed)
     inputs = [(m.data, m.attributes, m.message_id, m.publish_time) for m in messages]
-    print(f"{len(inputs)} messages from ingest.generate (seed {options.seed}): {counts}")
+    print(f"{len(inputs)} messages from ingest.dev.generate (seed {options.seed}): {counts}")
     for label, fast_validation in (("reference jsonschema only", False),
                                    ("jsonschema-rs fast path", True)):
         record_parser = RecordParser(catalog, fast_validation=fast_validation)

@@ -3,7 +3,7 @@ beside the same functions in a plain Python loop (the floor).
 
     python -m benchmarks.worker_path [--messages N] [--seed S] [--json]
 
-No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.generate
+No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.dev.generate
 (RecordGenerator, seeded, fixed clock, 5% invalid, no duplicates), written before the
 clock starts as Pub/Sub protos in 10 files: what Dataflow's read hands a worker.
 
@@ -126,7 +126,7 @@ def parse_arguments(argv):
 
 def generated_messages(count, seed):
     from apache_beam.io.gcp.pubsub import PubsubMessage
-    from ingest.generate import RecordGenerator
+    from ingest.dev.generate import RecordGenerator
     generator = RecordGenerator(seed=seed, duplicate_share=0, clock=lambda: FIXED_CLOCK)
     messages = []
     for number, generated in enumerate(generator.messages(count)):

@@ -24,7 +24,8 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud import pubsub_v1
 from google.cloud.bigtable import column_family as bigtable_column_family
 
-from ingest import generate, local_stack
+from ingest import admin
+from ingest.dev import generate, local_stack
 from domain.profile_table import read_profile
 from ingest.clients import open_table
 from domain.catalog import Catalog, CatalogError
@@ -71,7 +72,8 @@ def main(argv=None):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, local_stack.LocalStackError, api_exceptions.GoogleAPIError, GoogleAuthError) as error:
+    except (CommandError, admin.AdminError, local_stack.LocalStackError, api_exceptions.GoogleAPIError,
+            GoogleAuthError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -94,7 +96,7 @@ def build_parser():
 
 
 def default_project():
-    return os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT") or local_stack.DEFAULT_PROJECT
+    return os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT") or admin.DEFAULT_PROJECT
 
 
 class _StderrHandler(logging.Handler):
@@ -142,17 +144,17 @@ def add_local_commands(commands):
                     help="port of the Pub/Sub emulator; 0 picks a free port")
     up.add_argument("--bigtable-port", type=int, default=local_stack.DEFAULT_BIGTABLE_PORT,
                     help="port of the Bigtable emulator; 0 picks a free port")
-    up.add_argument("--project", default=local_stack.DEFAULT_PROJECT, help="Google Cloud project id to use")
-    up.add_argument("--topic", default=local_stack.DEFAULT_TOPIC, help="input topic")
-    up.add_argument("--subscription", default=local_stack.DEFAULT_SUBSCRIPTION,
+    up.add_argument("--project", default=admin.DEFAULT_PROJECT, help="Google Cloud project id to use")
+    up.add_argument("--topic", default=admin.DEFAULT_TOPIC, help="input topic")
+    up.add_argument("--subscription", default=admin.DEFAULT_SUBSCRIPTION,
                     help="subscription on the input topic")
-    up.add_argument("--dead-letter-topic", default=local_stack.DEFAULT_DEAD_LETTER_TOPIC,
+    up.add_argument("--dead-letter-topic", default=admin.DEFAULT_DEAD_LETTER_TOPIC,
                     help="topic that receives the records the pipeline rejects")
-    up.add_argument("--dead-letter-subscription", default=local_stack.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+    up.add_argument("--dead-letter-subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
                     help="subscription on the dead-letter topic (keeps dead letters for `dead-letter pull`)")
-    up.add_argument("--instance", default=local_stack.DEFAULT_INSTANCE,
+    up.add_argument("--instance", default=admin.DEFAULT_INSTANCE,
                     help="Bigtable instance id (the emulator accepts any)")
-    up.add_argument("--table", default=local_stack.DEFAULT_TABLE, help="Bigtable table for the profiles")
+    up.add_argument("--table", default=admin.DEFAULT_TABLE, help="Bigtable table for the profiles")
     up.add_argument("--catalog", metavar="FILE",
                     default=EXAMPLE_CATALOG if os.path.isfile(EXAMPLE_CATALOG) else None,
                     help="dataset catalog whose event datasets decide the table's event column families")
@@ -178,7 +180,7 @@ def _add_state_dir_argument(parser):
 def local_up(args):
     catalog = _load_catalog(args.catalog) if args.catalog else None
     stack = local_stack.start(args.state_dir, args.pubsub_port, args.bigtable_port, timeout=args.timeout)
-    local_stack.create_resources(
+    admin.create_resources(
         project=args.project,
         topic=args.topic,
         subscription=args.subscription,
@@ -238,21 +240,21 @@ def add_bootstrap_command(commands):
 def _add_table_arguments(parser):
     parser.add_argument("--project", default=default_project(),
                         help="project of the Bigtable instance ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
-    parser.add_argument("--instance", default=local_stack.DEFAULT_INSTANCE, help="Bigtable instance id")
-    parser.add_argument("--table", default=local_stack.DEFAULT_TABLE, help="Bigtable table of profiles")
+    parser.add_argument("--instance", default=admin.DEFAULT_INSTANCE, help="Bigtable instance id")
+    parser.add_argument("--table", default=admin.DEFAULT_TABLE, help="Bigtable table of profiles")
 
 
 def bootstrap_table(args):
     catalog = _load_catalog(args.catalog)
-    local_stack.check_emulator_host("BIGTABLE_EMULATOR_HOST")
+    admin.check_emulator_host("BIGTABLE_EMULATOR_HOST")
     logger.info("Bootstrapping table %s of instance %s in project %s (%s)",
                 args.table, args.instance, args.project, _bigtable_endpoint())
     families = column_families(catalog)
-    setup = local_stack.create_or_update_table(args.project, args.instance, args.table, families)
+    setup = admin.create_or_update_table(args.project, args.instance, args.table, families)
     print(f"Created table {setup.name}:" if setup.created else f"Table {setup.name} exists:")
     width = max(len(family) for family in setup.families)
     for family, outcome in setup.families.items():
-        if outcome == local_stack.FAMILY_NOT_USED:
+        if outcome == admin.FAMILY_NOT_USED:
             print(f"  {family:<{width}}  {outcome} (kept, with its data)")
         else:
             print(f"  {family:<{width}}  {outcome:<12}  {describe_gc_rule(families[family])}")
@@ -393,7 +395,7 @@ def publish_messages(args):
         messages = ((f"generated message {number}", message.payload)
                     for number, message in enumerate(source.messages(args.generate), start=1))
         total = args.generate
-    local_stack.check_emulator_host("PUBSUB_EMULATOR_HOST")
+    admin.check_emulator_host("PUBSUB_EMULATOR_HOST")
 
     outcome = publish_all(topic_path, messages, attributes, rate=args.rate, total=total)
 
@@ -711,7 +713,7 @@ def add_dead_letter_commands(commands):
         epilog="example:\n  ingest dead-letter pull --subscription ingest-dead-letter-sub --max 20",
         formatter_class=HelpFormatter,
     )
-    pull.add_argument("--subscription", default=local_stack.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+    pull.add_argument("--subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
                       help="subscription name, or its full path projects/P/subscriptions/S")
     pull.add_argument("--project", default=default_project(),
                       help="project of a short subscription name ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
@@ -726,7 +728,7 @@ def add_dead_letter_commands(commands):
 
 def pull_dead_letters(args):
     subscription_path = _resource_path(args.subscription, args.project, "subscriptions")
-    local_stack.check_emulator_host("PUBSUB_EMULATOR_HOST")
+    admin.check_emulator_host("PUBSUB_EMULATOR_HOST")
     logger.info("Pulling from %s (%s)", subscription_path, _pubsub_endpoint())
     shown = 0
     seen_message_ids = set()
@@ -863,9 +865,9 @@ def add_replay_command(commands):
         ),
         formatter_class=HelpFormatter,
     )
-    replay.add_argument("--subscription", default=local_stack.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+    replay.add_argument("--subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
                         help="dead-letter subscription name, or its full path projects/P/subscriptions/S")
-    replay.add_argument("--topic", default=local_stack.DEFAULT_TOPIC,
+    replay.add_argument("--topic", default=admin.DEFAULT_TOPIC,
                         help="input topic to republish to: a name, or its full path projects/P/topics/T")
     replay.add_argument("--project", default=default_project(),
                         help="project of short names ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
@@ -884,7 +886,7 @@ def add_replay_command(commands):
 def replay_dead_letters(args):
     subscription_path = _resource_path(args.subscription, args.project, "subscriptions")
     topic_path = _resource_path(args.topic, args.project, "topics")
-    local_stack.check_emulator_host("PUBSUB_EMULATOR_HOST")
+    admin.check_emulator_host("PUBSUB_EMULATOR_HOST")
     started_at = datetime.datetime.now(datetime.timezone.utc)
     seen_message_ids = set()
     held_ack_ids = []  # dead letters not replayed: released when done, so they stay
@@ -1051,7 +1053,7 @@ def add_profile_commands(commands):
 
 
 def get_profile(args):
-    local_stack.check_emulator_host("BIGTABLE_EMULATOR_HOST")
+    admin.check_emulator_host("BIGTABLE_EMULATOR_HOST")
     table = open_table(args.project, args.instance, args.table)
     try:
         profile = read_profile(table, args.namespace, args.id, max_events=args.events)

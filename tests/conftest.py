@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
-from ingest import local_stack
+from ingest import admin
+from ingest.dev import local_stack
 from domain.catalog import Catalog
 
 TEST_PROJECT = "demo-project"
@@ -103,5 +104,5 @@ def pubsub_resources(emulators):
         instance="test-instance",
         table=f"profiles-{suffix}",
     )
-    local_stack.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
+    admin.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
     return resources

@@ -15,12 +15,13 @@ import time
 import pyarrow.parquet as pq
 from google.cloud import pubsub_v1
 
-from ingest import cli, local_stack
-from domain.profile_table import read_profile
-from ingest.clients import open_table
 from domain.catalog import Catalog
+from domain.profile_table import read_profile
+from ingest import admin, cli
+from ingest.clients import open_table
+from ingest.dev import local_stack
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 CATALOG = EXAMPLES / "catalog.yaml"
 STATE_DIR = ROOT / ".local-stack-demo"
@@ -41,7 +42,7 @@ def main():
         os.environ.update(local_stack.environment(stack, NAMES["project"]))
         say(f"Pub/Sub emulator on {stack.pubsub.address}, Bigtable emulator on "
             f"{stack.bigtable.address}")
-        local_stack.create_resources(**NAMES, catalog=Catalog.load(str(CATALOG)))
+        admin.create_resources(**NAMES, catalog=Catalog.load(str(CATALOG)))
 
         step("Starting the streaming pipeline on the DirectRunner")
         shutil.rmtree(LAKE, ignore_errors=True)
