@@ -1,20 +1,16 @@
-"""The test-traffic generator (ingest/generate.py) and `ingest publish --generate`."""
+"""The test-traffic generator, ingest/dev/generate.py."""
 import datetime
 import pathlib
-import re
-import time
 from collections import Counter
 
 import pytest
 
-from ingest import cli
-from ingest.generate import INVALID_CLASSES, RecordGenerator
 from domain.catalog import Catalog
-from domain.records import RecordError
 from domain.parsing import RecordParser
-from pubsub_helpers import pull_messages
+from domain.records import RecordError
+from ingest.dev.generate import INVALID_CLASSES, RecordGenerator
 
-EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
+EXAMPLE_CATALOG = pathlib.Path(__file__).parents[2] / "examples" / "catalog.yaml"
 NOW = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
 
 
@@ -116,51 +112,3 @@ def test_events_are_the_size_of_a_real_web_event():
 
     average = sum(len(message.payload) for message in events) / len(events)
     assert 550 <= average <= 750
-
-
-def test_publish_wants_files_or_generate_but_not_both(capsys):
-    assert cli.main(["publish", "--topic", "input"]) == 2
-    assert cli.main(["publish", "--topic", "input", "--generate", "5", "records.jsonl"]) == 2
-    assert "error: give either FILE... or --generate N, not both" in capsys.readouterr().err
-
-
-def test_publish_generate_publishes_exactly_n_messages_and_says_what_it_made(pubsub_resources, parser, capsys):
-    exit_code = cli.main(["publish", "--topic", pubsub_resources.topic, "--generate", "200", "--rate", "0",
-                          "--seed", "1", "--invalid-share", "0.1", "--duplicate-share", "0.05",
-                          "--attribute", "source=generator"])
-
-    assert exit_code == 0
-    output = capsys.readouterr().out
-    assert re.search(rf"^Published 200 messages to {pubsub_resources.topic_path} with attributes "
-                     r"source=generator, 0 failed, in [\d.]+ s \([\d,]+ messages/s\)\.$", output, re.MULTILINE)
-    counts = re.search(r"^Generated with seed 1: (\d+) valid, (\d+) invalid \(.*\), (\d+) duplicates?\.$",
-                       output, re.MULTILINE)
-    valid, invalid, duplicates = map(int, counts.groups())
-    assert valid + invalid + duplicates == 200
-
-    messages = pull_messages(pubsub_resources.subscription_path, expected_count=200)
-    assert len(messages) == 200
-    assert all(dict(message.attributes) == {"source": "generator"} for message in messages)
-    distinct_payloads = {message.data for message in messages}
-    assert len(distinct_payloads) == 200 - duplicates
-    assert sum(_parses(parser, payload) for payload in distinct_payloads) == valid
-
-
-def _parses(parser, payload):
-    try:
-        parser.parse(payload)
-        return True
-    except RecordError:
-        return False
-
-
-def test_publish_generate_keeps_to_the_rate(pubsub_resources, capsys):
-    started_at = time.monotonic()
-    exit_code = cli.main(["publish", "--topic", pubsub_resources.topic, "--generate", "100", "--rate", "100"])
-    elapsed = time.monotonic() - started_at
-
-    assert exit_code == 0
-    assert "Published 100 messages" in capsys.readouterr().out
-    # Message n goes n / 100 s after the first: the 100th at 0.99 s. A loose bound: not a speed test.
-    assert elapsed >= 0.8
-    assert len(pull_messages(pubsub_resources.subscription_path, expected_count=100)) == 100

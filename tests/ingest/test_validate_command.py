@@ -7,7 +7,7 @@ import pytest
 
 from ingest import cli
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 CATALOG = str(EXAMPLES / "catalog.yaml")
 RECORDS = str(EXAMPLES / "records.jsonl")
 BARE_RECORDS = str(EXAMPLES / "records-bare.jsonl")
