@@ -48,7 +48,7 @@ def port_accepts_connections(host, port, timeout=1.0):
 
 
 def check_emulator_host(variable):
-    """Fail at once, not after minutes of client retries, if the emulator named in the variable is down."""
+    """Fail at once, not after minutes of client retries, if the variable's emulator is down."""
     address = os.environ.get(variable)
     if not address:
         return
@@ -92,7 +92,10 @@ def create_resources(
 @contextmanager
 def _emulator_environment(pubsub_emulator_host, bigtable_emulator_host):
     """Set the emulator variables for the duration (the client libraries read only os.environ)."""
-    overrides = dict(zip(EMULATOR_VARIABLES, (pubsub_emulator_host, bigtable_emulator_host)))
+    overrides = {
+        "PUBSUB_EMULATOR_HOST": pubsub_emulator_host,
+        "BIGTABLE_EMULATOR_HOST": bigtable_emulator_host,
+    }
     saved = {name: os.environ.get(name) for name in overrides}
     try:
         for name, value in overrides.items():
@@ -111,8 +114,9 @@ def _require_emulators():
     missing = [name for name in EMULATOR_VARIABLES if not os.environ.get(name)]
     if missing:
         raise AdminError(
-            f"{' and '.join(missing)} not set, so this would create resources in real Google Cloud. "
-            "Start the local stack (eval \"$(ingest local up)\") or pass allow_real_gcp=True if you mean it."
+            f"{' and '.join(missing)} not set, so this would create resources in real Google "
+            "Cloud. Start the local stack (eval \"$(ingest local up)\") or pass "
+            "allow_real_gcp=True if you mean it."
         )
     for name in EMULATOR_VARIABLES:
         check_emulator_host(name)
@@ -126,7 +130,8 @@ def _create_pubsub_resources(project, topic, subscription):
     with pubsub_v1.PublisherClient() as publisher:
         topic_path = publisher.topic_path(project, topic)
         try:
-            publisher.create_topic(name=topic_path, retry=_admin_retry(), timeout=ADMIN_CALL_TIMEOUT_SECONDS)
+            publisher.create_topic(name=topic_path, retry=_admin_retry(),
+                                   timeout=ADMIN_CALL_TIMEOUT_SECONDS)
             logger.info("Created topic %s", topic_path)
         except AlreadyExists:
             logger.info("Topic %s already exists", topic_path)
@@ -174,17 +179,20 @@ def create_or_update_table(project, instance_id, table_id, families):
     """
     with warnings.catch_warnings():
         # The client warns "Connecting to Bigtable emulator at ..." on every start: not news here.
-        warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator", category=RuntimeWarning)
+        warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator",
+                                category=RuntimeWarning)
         client = bigtable.Client(project=project, admin=True)
         table = client.instance(instance_id).table(table_id)
     try:
         table.create(column_families=families)
-        return TableSetup(table.name, created=True, families={family: FAMILY_CREATED for family in families})
+        return TableSetup(table.name, created=True,
+                          families={family: FAMILY_CREATED for family in families})
     except AlreadyExists:
         pass
     except NotFound as error:
         raise AdminError(
-            f"Cannot create table {table.name}: {error.message} (on Cloud Bigtable the instance must exist first)"
+            f"Cannot create table {table.name}: {error.message} "
+            "(on Cloud Bigtable the instance must exist first)"
         ) from None
 
     existing = table.list_column_families()
@@ -205,7 +213,8 @@ def create_or_update_table(project, instance_id, table_id, families):
 
 def _log_table_setup(setup):
     if setup.created:
-        logger.info("Created Bigtable table %s with column families %s", setup.name, ", ".join(setup.families))
+        logger.info("Created Bigtable table %s with column families %s",
+                    setup.name, ", ".join(setup.families))
         return
     logger.info("Bigtable table %s already exists", setup.name)
     for outcome in (FAMILY_CREATED, FAMILY_RULE_UPDATED, FAMILY_NOT_USED):

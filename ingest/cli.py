@@ -14,10 +14,11 @@ from google.auth.exceptions import GoogleAuthError
 
 from ingest.admin import AdminError
 from ingest.commands import bootstrap, dead_letter, local, profile, publish, replay, validate
-from ingest.common import CommandError, HelpFormatter, UsageError, logger
+from ingest.common import CommandError, HelpFormatter, UsageError, add_subcommands, logger
 from ingest.dev.local_stack import LocalStackError
 
-COMMANDS = (local, bootstrap, publish, validate, dead_letter, replay, profile)  # in the order --help lists them
+# In the order `ingest --help` lists them.
+COMMANDS = (local, bootstrap, publish, validate, dead_letter, replay, profile)
 
 
 def main(argv=None):
@@ -29,7 +30,8 @@ def main(argv=None):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, AdminError, LocalStackError, api_exceptions.GoogleAPIError, GoogleAuthError) as error:
+    except (CommandError, AdminError, LocalStackError, api_exceptions.GoogleAPIError,
+            GoogleAuthError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 
@@ -40,7 +42,7 @@ def build_parser():
         description="Streaming ingestion of XDM-style customer data: local tools.",
         formatter_class=HelpFormatter,
     )
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+    commands = add_subcommands(parser)
     for command in COMMANDS:
         command.add_parser(commands)
     return parser

@@ -30,6 +30,18 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescript
         return super()._get_help_string(action)
 
 
+def add_subcommands(parser):
+    """The subparsers of a command made of commands (`ingest`, `ingest local`)."""
+    return parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
+
+
+def add_command_group(commands, name, help, description):
+    """A command that only groups others, as `local` groups `up` and `down`: its subparsers."""
+    group = commands.add_parser(name, help=help, description=description,
+                                formatter_class=HelpFormatter)
+    return add_subcommands(group)
+
+
 def positive_integer(text):
     try:
         number = int(text)
@@ -41,12 +53,14 @@ def positive_integer(text):
 
 
 def default_project():
-    return os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT") or admin.DEFAULT_PROJECT
+    return (os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
+            or admin.DEFAULT_PROJECT)
 
 
 def add_table_arguments(parser):
     parser.add_argument("--project", default=default_project(),
-                        help="project of the Bigtable instance ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+                        help="project of the Bigtable instance "
+                             "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
     parser.add_argument("--instance", default=admin.DEFAULT_INSTANCE, help="Bigtable instance id")
     parser.add_argument("--table", default=admin.DEFAULT_TABLE, help="Bigtable table of profiles")
 

@@ -15,7 +15,8 @@ PAYLOAD_PREVIEW_CHARS = 200
 
 def check_topic_exists(publisher, topic_path):
     try:
-        publisher.get_topic(topic=topic_path, retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
+        publisher.get_topic(topic=topic_path,
+                            retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
                             timeout=PUBSUB_CALL_TIMEOUT_SECONDS)
     except api_exceptions.NotFound:
         raise CommandError(
@@ -41,7 +42,8 @@ class SubscriptionReader:
                 ...
     """
 
-    def __init__(self, subscriber, subscription_path, wait, ack_repeats=False, stop_at_repeats=False):
+    def __init__(self, subscriber, subscription_path, wait, ack_repeats=False,
+                 stop_at_repeats=False):
         self.subscriber = subscriber
         self.subscription_path = subscription_path
         self.wait = wait
@@ -68,8 +70,8 @@ class SubscriptionReader:
             seconds_left = quiet_until - time.monotonic()
             if seconds_left <= 0:
                 return
-            received_messages = self._pull(min(wanted or MAX_MESSAGES_PER_PULL, MAX_MESSAGES_PER_PULL),
-                                           seconds_left)
+            max_messages = min(wanted or MAX_MESSAGES_PER_PULL, MAX_MESSAGES_PER_PULL)
+            received_messages = self._pull(max_messages, seconds_left)
             new_messages, repeats = [], []
             for received in received_messages:
                 if received.message.message_id in self.seen_message_ids:

@@ -5,25 +5,39 @@ from google.cloud.bigtable import column_family as bigtable_column_family
 
 from domain.profile_table import column_families
 from ingest import admin
-from ingest.common import HelpFormatter, add_table_arguments, bigtable_endpoint, count, load_catalog, logger
+from ingest.common import (
+    HelpFormatter,
+    add_table_arguments,
+    bigtable_endpoint,
+    count,
+    load_catalog,
+    logger,
+)
+
+DESCRIPTION = (
+    "Create the Bigtable table of profiles with the column families and garbage-collection\n"
+    "rules the catalog needs (an events_<N>d family per retention period of the event\n"
+    "datasets that feed profiles), on the emulator when BIGTABLE_EMULATOR_HOST is set, else\n"
+    "on Cloud Bigtable (the instance must exist). Safe to run again: an existing table keeps\n"
+    "its data, missing families are added, GC rules that differ from the catalog's are\n"
+    "updated, and families the catalog no longer needs are reported but not deleted."
+)
+EPILOG = (
+    "example:\n"
+    "  ingest bootstrap --catalog examples/catalog.yaml --project my-project --instance profiles"
+)
 
 
 def add_parser(commands):
     bootstrap = commands.add_parser(
         "bootstrap",
         help="create or update the Bigtable profile table for a catalog",
-        description=(
-            "Create the Bigtable table of profiles with the column families and garbage-collection\n"
-            "rules the catalog needs (an events_<N>d family per retention period of the event\n"
-            "datasets that feed profiles), on the emulator when BIGTABLE_EMULATOR_HOST is set, else\n"
-            "on Cloud Bigtable (the instance must exist). Safe to run again: an existing table keeps\n"
-            "its data, missing families are added, GC rules that differ from the catalog's are\n"
-            "updated, and families the catalog no longer needs are reported but not deleted."
-        ),
-        epilog="example:\n  ingest bootstrap --catalog examples/catalog.yaml --project my-project --instance profiles",
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    bootstrap.add_argument("--catalog", required=True, metavar="FILE", help="dataset catalog, YAML or JSON")
+    bootstrap.add_argument("--catalog", required=True, metavar="FILE",
+                           help="dataset catalog, YAML or JSON")
     add_table_arguments(bootstrap)
     bootstrap.set_defaults(handler=bootstrap_table)
 

@@ -12,8 +12,18 @@ from google.cloud import pubsub_v1
 
 from ingest import admin
 from ingest.common import (
-    CommandError, HelpFormatter, UsageError, count, default_project, logger, open_binary, positive_integer,
-    pubsub_endpoint, quoted, resource_path, without_line_ending,
+    CommandError,
+    HelpFormatter,
+    UsageError,
+    count,
+    default_project,
+    logger,
+    open_binary,
+    positive_integer,
+    pubsub_endpoint,
+    quoted,
+    resource_path,
+    without_line_ending,
 )
 from ingest.dev import generate
 from ingest.pubsub import PUBSUB_CALL_TIMEOUT_SECONDS, check_topic_exists
@@ -24,61 +34,76 @@ PROGRESS_TERMINAL_SECONDS = 0.2  # `publish` rewrites its progress line this oft
 PROGRESS_LOG_SECONDS = 5  # and prints a progress line this often otherwise
 
 
+DESCRIPTION = (
+    "Publish each non-blank line of JSON Lines files as one Pub/Sub message, byte for byte:\n"
+    "lines are not parsed, so invalid JSON is published too (to try the dead letter).\n"
+    "Only the line ending (\\n or \\r\\n) is left out.\n"
+    "Or, with --generate N instead of files, publish N realistic XDM-style messages for the\n"
+    "datasets of examples/catalog.yaml: profile records and events about --people persons,\n"
+    "some of them invalid, some duplicated, with record times out of order.\n"
+    "Progress goes to stderr; a summary to stdout at the end."
+)
+EPILOG = (
+    "examples:\n"
+    "  ingest publish --topic ingest-input --dataset web-events examples/records-bare.jsonl\n"
+    "  ingest publish --topic ingest-input --generate 10000 --rate 200 --seed 7 --people 50"
+)
+GENERATED_DESCRIPTION = (
+    "Instead of files. An invalid message fails in the pipeline with one of the error classes\n"
+    + textwrap.fill(", ".join(generate.INVALID_CLASSES) + ".", width=90) + "\n"
+    "A duplicate is a byte-identical copy of a recent message, as a retry or a redelivery is."
+)
+
+
 def add_parser(commands):
     publish = commands.add_parser(
         "publish",
         help="publish JSON Lines files, or generated test records, to a Pub/Sub topic",
-        description=(
-            "Publish each non-blank line of JSON Lines files as one Pub/Sub message, byte for byte:\n"
-            "lines are not parsed, so invalid JSON is published too (to try the dead letter).\n"
-            "Only the line ending (\\n or \\r\\n) is left out.\n"
-            "Or, with --generate N instead of files, publish N realistic XDM-style messages for the\n"
-            "datasets of examples/catalog.yaml: profile records and events about --people persons,\n"
-            "some of them invalid, some duplicated, with record times out of order.\n"
-            "Progress goes to stderr; a summary to stdout at the end."
-        ),
-        epilog=(
-            "examples:\n"
-            "  ingest publish --topic ingest-input --dataset web-events examples/records-bare.jsonl\n"
-            "  ingest publish --topic ingest-input --generate 10000 --rate 200 --seed 7 --people 50"
-        ),
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    publish.add_argument("files", nargs="*", metavar="FILE", help="JSON Lines file; - reads standard input")
-    publish.add_argument("--topic", required=True, help="topic name, or its full path projects/P/topics/T")
+    publish.add_argument("files", nargs="*", metavar="FILE",
+                         help="JSON Lines file; - reads standard input")
+    publish.add_argument("--topic", required=True,
+                         help="topic name, or its full path projects/P/topics/T")
     publish.add_argument("--project", default=default_project(),
-                         help="project of a short topic name ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+                         help="project of a short topic name "
+                              "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
     publish.add_argument("--dataset",
-                         help="value of the message attribute `dataset` (overrides --attribute dataset=...)")
-    publish.add_argument("--attribute", action="append", type=_parse_attribute, default=[], metavar="KEY=VALUE",
+                         help="value of the message attribute `dataset` "
+                              "(overrides --attribute dataset=...)")
+    publish.add_argument("--attribute", action="append", type=_parse_attribute, default=[],
+                         metavar="KEY=VALUE",
                          help="message attribute to set on every message; repeatable")
     publish.add_argument("--rate", type=_non_negative_number, default=0, metavar="R",
-                         help=f"messages per second, steadily; 0 publishes as fast as it can, with at most "
-                              f"{MAX_MESSAGES_IN_FLIGHT} unconfirmed at a time")
+                         help=f"messages per second, steadily; 0 publishes as fast as it can, "
+                              f"with at most {MAX_MESSAGES_IN_FLIGHT} unconfirmed at a time")
 
-    generated = publish.add_argument_group(
-        "generated messages",
-        "Instead of files. An invalid message fails in the pipeline with one of the error classes\n"
-        + textwrap.fill(", ".join(generate.INVALID_CLASSES) + ".", width=90) + "\n"
-        "A duplicate is a byte-identical copy of a recent message, as a retry or a redelivery is.",
-    )
-    generated.add_argument("--generate", type=positive_integer, metavar="N", help="publish N generated messages")
+    generated = publish.add_argument_group("generated messages", GENERATED_DESCRIPTION)
+    generated.add_argument("--generate", type=positive_integer, metavar="N",
+                           help="publish N generated messages")
     generated.add_argument("--seed", type=int,
-                           help="seed of the generator, for a reproducible stream (default: a random one, "
-                                "shown in the summary)")
-    generated.add_argument("--people", type=positive_integer, default=generate.DEFAULT_PEOPLE, metavar="K",
-                           help="distinct persons, each with a stable Email and ECID (the same in every run)")
-    generated.add_argument("--profile-share", type=_share, default=generate.DEFAULT_PROFILE_SHARE, metavar="S",
-                           help="share of records that are crm-profiles records; the rest are events "
-                                "(web-events, and one in ten web-events-archive)")
-    generated.add_argument("--invalid-share", type=_share, default=generate.DEFAULT_INVALID_SHARE, metavar="S",
+                           help="seed of the generator, for a reproducible stream "
+                                "(default: a random one, shown in the summary)")
+    generated.add_argument("--people", type=positive_integer, default=generate.DEFAULT_PEOPLE,
+                           metavar="K",
+                           help="distinct persons, each with a stable Email and ECID "
+                                "(the same in every run)")
+    generated.add_argument("--profile-share", type=_share,
+                           default=generate.DEFAULT_PROFILE_SHARE, metavar="S",
+                           help="share of records that are crm-profiles records; the rest are "
+                                "events (web-events, and one in ten web-events-archive)")
+    generated.add_argument("--invalid-share", type=_share,
+                           default=generate.DEFAULT_INVALID_SHARE, metavar="S",
                            help="share of messages that are invalid")
-    generated.add_argument("--duplicate-share", type=_share, default=generate.DEFAULT_DUPLICATE_SHARE,
-                           metavar="S", help="share of messages that repeat a recent one")
+    generated.add_argument("--duplicate-share", type=_share,
+                           default=generate.DEFAULT_DUPLICATE_SHARE, metavar="S",
+                           help="share of messages that repeat a recent one")
     generated.add_argument("--out-of-order-seconds", type=_non_negative_number,
                            default=generate.DEFAULT_OUT_OF_ORDER_SECONDS, metavar="SECONDS",
-                           help="each record's time (an event's timestamp, a profile's _repo.modifyDate) is "
-                                "now less a random delay of up to this")
+                           help="each record's time (an event's timestamp, a profile's "
+                                "_repo.modifyDate) is now less a random delay of up to this")
     publish.set_defaults(handler=publish_messages)
 
 
@@ -108,7 +133,8 @@ def _share(text):
 
 def publish_messages(args):
     if bool(args.files) == (args.generate is not None):
-        raise UsageError("give either FILE... or --generate N" + (", not both" if args.files else ""))
+        raise UsageError("give either FILE... or --generate N"
+                         + (", not both" if args.files else ""))
     topic_path = resource_path(args.topic, args.project, "topics")
     attributes = dict(args.attribute)
     if args.dataset is not None:
@@ -137,13 +163,15 @@ def publish_messages(args):
 
     summary = f"Published {count(outcome.published, 'message')} to {topic_path}"
     if attributes:
-        summary += " with attributes " + " ".join(f"{key}={quoted(value)}" for key, value in attributes.items())
+        summary += " with attributes " + " ".join(f"{key}={quoted(value)}"
+                                                  for key, value in attributes.items())
     if isinstance(source, FileLines) and source.skipped:
         summary += f" ({count(source.skipped, 'blank line')} skipped)"
     print(f"{summary}, {outcome.failed} failed, in {outcome.elapsed_seconds:.1f} s "
           f"({outcome.published / max(outcome.elapsed_seconds, 1e-9):,.0f} messages/s).")
     if isinstance(source, generate.RecordGenerator):
-        by_class = ", ".join(f"{name} {number}" for name, number in sorted(source.invalid_classes.items()))
+        by_class = ", ".join(f"{name} {number}"
+                             for name, number in sorted(source.invalid_classes.items()))
         print(f"Generated with seed {source.seed}: {source.counts['valid']} valid, "
               f"{source.counts['invalid']} invalid{f' ({by_class})' if by_class else ''}, "
               f"{count(source.counts['duplicate'], 'duplicate')}.")
@@ -216,14 +244,15 @@ def publish_all(topic_path, messages, attributes, rate=0, total=None):
             for number, (location, message) in enumerate(messages, start=1):
                 try:
                     future = publisher.publish(
-                        topic_path, message, retry=publish_retry, timeout=PUBSUB_CALL_TIMEOUT_SECONDS,
-                        **attributes,
+                        topic_path, message, retry=publish_retry,
+                        timeout=PUBSUB_CALL_TIMEOUT_SECONDS, **attributes,
                     )
                     in_flight.append((location, future))
                 except Exception as error:  # e.g. a line over Pub/Sub's 10 MB limit
                     count_failure(location, error)
                 # Confirmed messages are counted as they come, so that the progress line keeps up.
-                while in_flight and (len(in_flight) >= MAX_MESSAGES_IN_FLIGHT or in_flight[0][1].done()):
+                while in_flight and (len(in_flight) >= MAX_MESSAGES_IN_FLIGHT
+                                     or in_flight[0][1].done()):
                     wait_for_oldest()
                 progress.show(outcome)
                 if rate:

@@ -10,44 +10,63 @@ from google.cloud import pubsub_v1
 from domain.dead_letters import without_error_attributes
 from ingest import admin
 from ingest.common import (
-    HelpFormatter, count, default_project, logger, positive_integer, pubsub_endpoint, quoted, resource_path,
+    HelpFormatter,
+    count,
+    default_project,
+    logger,
+    positive_integer,
+    pubsub_endpoint,
+    quoted,
+    resource_path,
 )
-from ingest.pubsub import PUBSUB_CALL_TIMEOUT_SECONDS, SubscriptionReader, check_topic_exists, payload_preview
+from ingest.pubsub import (
+    PUBSUB_CALL_TIMEOUT_SECONDS,
+    SubscriptionReader,
+    check_topic_exists,
+    payload_preview,
+)
+
+DESCRIPTION = (
+    "After a fix (a schema change, a new dataset in the catalog), republish dead-lettered\n"
+    "messages to the input topic: the payload unchanged, with the message's own attributes\n"
+    "(the error_* attributes the pipeline added are left out). --error-class and --dataset\n"
+    "choose which, by their error_class and error_dataset attributes; the others stay on the\n"
+    "dead-letter subscription, as do dead letters published after the replay began (a\n"
+    "replayed message that fails again must not be replayed again and again).\n"
+    "A dead letter is acknowledged only once its copy is published: a crash loses nothing;\n"
+    "at worst a message is both republished and still dead-lettered.\n"
+    "Stops after --max replayed messages, when no new dead letter has come for --wait\n"
+    "seconds, or when a pull brings only dead letters already seen."
+)
+EPILOG = (
+    "examples:\n"
+    "  ingest replay --error-class unknown_dataset --dataset loyalty-events --dry-run\n"
+    "  ingest replay --error-class schema_violation --dataset crm-profiles"
+)
 
 
 def add_parser(commands):
     replay = commands.add_parser(
         "replay",
         help="republish dead letters to the input topic, after a fix",
-        description=(
-            "After a fix (a schema change, a new dataset in the catalog), republish dead-lettered\n"
-            "messages to the input topic: the payload unchanged, with the message's own attributes\n"
-            "(the error_* attributes the pipeline added are left out). --error-class and --dataset\n"
-            "choose which, by their error_class and error_dataset attributes; the others stay on the\n"
-            "dead-letter subscription, as do dead letters published after the replay began (a\n"
-            "replayed message that fails again must not be replayed again and again).\n"
-            "A dead letter is acknowledged only once its copy is published: a crash loses nothing;\n"
-            "at worst a message is both republished and still dead-lettered.\n"
-            "Stops after --max replayed messages, when no new dead letter has come for --wait\n"
-            "seconds, or when a pull brings only dead letters already seen."
-        ),
-        epilog=(
-            "examples:\n"
-            "  ingest replay --error-class unknown_dataset --dataset loyalty-events --dry-run\n"
-            "  ingest replay --error-class schema_violation --dataset crm-profiles"
-        ),
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
     replay.add_argument("--subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
-                        help="dead-letter subscription name, or its full path projects/P/subscriptions/S")
+                        help="dead-letter subscription name, "
+                             "or its full path projects/P/subscriptions/S")
     replay.add_argument("--topic", default=admin.DEFAULT_TOPIC,
-                        help="input topic to republish to: a name, or its full path projects/P/topics/T")
+                        help="input topic to republish to: a name, "
+                             "or its full path projects/P/topics/T")
     replay.add_argument("--project", default=default_project(),
-                        help="project of short names ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+                        help="project of short names "
+                             "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
     replay.add_argument("--error-class", action="extend", nargs="+", default=[], metavar="CLASS",
                         help="replay only dead letters with one of these error classes; repeatable")
     replay.add_argument("--dataset", action="extend", nargs="+", default=[], metavar="DATASET",
-                        help="replay only dead letters with one of these error_dataset values; repeatable")
+                        help="replay only dead letters with one of these error_dataset values; "
+                             "repeatable")
     replay.add_argument("--max", type=positive_integer, help="stop after replaying this many")
     replay.add_argument("--wait", type=float, default=5.0,
                         help="stop when no new dead letter has come for this many seconds")
@@ -71,7 +90,8 @@ def replay_dead_letters(args):
         logger.info("Replaying dead letters from %s to %s (%s)%s", subscription_path, topic_path,
                     pubsub_endpoint(), ", dry run" if args.dry_run else "")
         # Dead letters not replayed are held, and released when done, so that they stay.
-        with SubscriptionReader(subscriber, subscription_path, args.wait, stop_at_repeats=True) as reader:
+        with SubscriptionReader(subscriber, subscription_path, args.wait,
+                                stop_at_repeats=True) as reader:
 
             def leave(received):
                 reader.hold([received])
@@ -104,12 +124,15 @@ def replay_dead_letters(args):
                     for received, error in failed:
                         leave(received)
                         failures.append(f"{received.message.message_id}: {error!r}")
-                logger.info("%s so far: %d %s, %d left", count(len(reader.seen_message_ids), "dead letter"),
-                            replayed, "to replay" if args.dry_run else "replayed", sum(left_by_class.values()))
+                logger.info("%s so far: %d %s, %d left",
+                            count(len(reader.seen_message_ids), "dead letter"), replayed,
+                            "to replay" if args.dry_run else "replayed",
+                            sum(left_by_class.values()))
 
     dead_letters = count(len(reader.seen_message_ids), "dead letter")
     left = sum(left_by_class.values())
-    by_class = ", ".join(f"{error_class} {number}" for error_class, number in sorted(left_by_class.items()))
+    by_class = ", ".join(f"{error_class} {number}"
+                         for error_class, number in sorted(left_by_class.items()))
     left_text = f"{left} left: {by_class}" if left else "0 left"
     if args.dry_run:
         logger.info("Dry run: would replay %d of %s (%s); nothing was published or acknowledged.",
@@ -117,8 +140,9 @@ def replay_dead_letters(args):
     else:
         logger.info("Replayed %d of %s to %s (%s).", replayed, dead_letters, topic_path, left_text)
     if newer_count:
-        logger.info("Left alone %s published after the replay began (a replayed message that failed "
-                    "again would be one).", count(newer_count, "dead letter"))
+        logger.info("Left alone %s published after the replay began "
+                    "(a replayed message that failed again would be one).",
+                    count(newer_count, "dead letter"))
     if failures:
         print(f"error: {count(len(failures), 'dead letter')} could not be republished and stay on "
               f"{subscription_path}; the first error: {failures[0]}", file=sys.stderr)
@@ -144,10 +168,13 @@ def _republish(publisher, topic_path, dead_letters):
     for received in dead_letters:
         try:
             future = publisher.publish(
-                topic_path, received.message.data, retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
-                timeout=PUBSUB_CALL_TIMEOUT_SECONDS, **without_error_attributes(received.message.attributes),
+                topic_path, received.message.data,
+                retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
+                timeout=PUBSUB_CALL_TIMEOUT_SECONDS,
+                **without_error_attributes(received.message.attributes),
             )
-        except Exception as error:  # e.g. an attribute named like an argument of publish(): topic, timeout
+        except Exception as error:
+            # E.g. an attribute named like an argument of publish(): topic, timeout.
             failed.append((received, error))
             continue
         in_flight.append((received, future))

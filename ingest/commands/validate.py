@@ -7,7 +7,30 @@ import os
 from domain.parsing import MAX_ERRORS_PER_RECORD, RecordParser
 from domain.records import RecordError
 from ingest.common import (
-    HelpFormatter, UsageError, count, load_catalog, logger, open_binary, positive_integer, without_line_ending,
+    HelpFormatter,
+    UsageError,
+    count,
+    load_catalog,
+    logger,
+    open_binary,
+    positive_integer,
+    without_line_ending,
+)
+
+DESCRIPTION = (
+    "Parse and validate records with the pipeline's own code and a catalog, without Pub/Sub,\n"
+    "and print one line per record: `ok` and its dataset, or `invalid`, the error class and\n"
+    "the message the dead letter would carry, then each schema violation on its own line.\n"
+    "A file whose whole content is JSON is one document: an object is one record, an array\n"
+    "a list of records (shown as FILE[index], counted from 0). Any other file is JSON Lines:\n"
+    "each non-blank line is one record, as `ingest publish` would send it.\n"
+    "Exit status: 0 when every record is valid, 1 when any is invalid, 2 when the catalog\n"
+    "or a file cannot be read."
+)
+EPILOG = (
+    "example:\n"
+    "  ingest validate --catalog examples/catalog.yaml --dataset web-events "
+    "examples/records-bare.jsonl"
 )
 
 
@@ -15,27 +38,16 @@ def add_parser(commands):
     validate = commands.add_parser(
         "validate",
         help="check records against the catalog offline, exactly as the pipeline does",
-        description=(
-            "Parse and validate records with the pipeline's own code and a catalog, without Pub/Sub,\n"
-            "and print one line per record: `ok` and its dataset, or `invalid`, the error class and\n"
-            "the message the dead letter would carry, then each schema violation on its own line.\n"
-            "A file whose whole content is JSON is one document: an object is one record, an array\n"
-            "a list of records (shown as FILE[index], counted from 0). Any other file is JSON Lines:\n"
-            "each non-blank line is one record, as `ingest publish` would send it.\n"
-            "Exit status: 0 when every record is valid, 1 when any is invalid, 2 when the catalog\n"
-            "or a file cannot be read."
-        ),
-        epilog=(
-            "example:\n"
-            "  ingest validate --catalog examples/catalog.yaml --dataset web-events examples/records-bare.jsonl"
-        ),
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
     validate.add_argument("files", nargs="+", metavar="FILE",
                           help="JSON or JSON Lines file; - reads standard input")
     validate.add_argument("--catalog", required=True, help="dataset catalog, YAML or JSON, local or gs://")
     validate.add_argument("--dataset",
-                          help="dataset of bare records, as the message attribute `dataset` gives it")
+                          help="dataset of bare records, "
+                               "as the message attribute `dataset` gives it")
     validate.add_argument("--max-errors", type=positive_integer, default=MAX_ERRORS_PER_RECORD,
                           help="schema violations to show per record (the dead letter shows "
                                f"{MAX_ERRORS_PER_RECORD})")
@@ -56,7 +68,8 @@ def validate_files(args):
     for path in args.files:
         for source, payload in _records_in_file(path):
             result = _validation_result(parser, source, payload, attributes)
-            print(json.dumps(result, ensure_ascii=False) if args.json else _validation_as_text(result))
+            print(json.dumps(result, ensure_ascii=False) if args.json
+                  else _validation_as_text(result))
             if result["valid"]:
                 valid += 1
             else:
@@ -66,7 +79,7 @@ def validate_files(args):
 
 
 def _records_in_file(path):
-    """(where, payload) of each record: a JSON document's object or array elements, else JSON Lines."""
+    """(where, payload) of each record: a JSON document's object or array items, else lines."""
     name = "stdin" if path == "-" else path
     try:
         with open_binary(path) as handle:
@@ -75,7 +88,8 @@ def _records_in_file(path):
         raise UsageError(f"cannot read {path}: {error.strerror or error}") from None
     try:
         document = json.loads(content.decode("utf-8"))
-    except (ValueError, RecursionError):  # not one JSON document (UnicodeDecodeError is a ValueError)
+    except (ValueError, RecursionError):
+        # Not one JSON document (UnicodeDecodeError is a ValueError): JSON Lines.
         return _json_lines(name, content)
     if isinstance(document, list):
         return [(f"{name}[{index}]", json.dumps(element).encode("utf-8"))
@@ -117,5 +131,6 @@ def _validation_as_text(result):
         return f"{result['source']} ok {result['dataset']}"
     lines = [f"{result['source']} invalid {result['error_class']}: {result['message']}"]
     for violation in result["errors"]:
-        lines.append(f"    {violation['pointer'] or '/'}  {violation['keyword']}  {violation['message']}")
+        lines.append(f"    {violation['pointer'] or '/'}  {violation['keyword']}  "
+                     f"{violation['message']}")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ def docker_is_available():
 
 
 def start_containers(state_dir, ports, timeout):
-    """Start each emulator in a container of DOCKER_IMAGE and wait until all are ready; the stack."""
+    """Start each emulator in a container of DOCKER_IMAGE, wait until all are ready; the stack."""
     # Imported here: testcontainers is needed only on this path (it comes with the test extra).
     try:
         from testcontainers.core.config import testcontainers_config
@@ -47,7 +47,8 @@ def start_containers(state_dir, ports, timeout):
     started_at = time.monotonic()
     containers = []
     emulators = {}
-    logger.info("Starting the emulators in %s (the first pull of this large image takes minutes).", DOCKER_IMAGE)
+    logger.info("Starting the emulators in %s (the first pull of this large image takes minutes).",
+                DOCKER_IMAGE)
     try:
         for name, spec in SPECS.items():
             container = DockerContainer(DOCKER_IMAGE, command=spec.container_command)
@@ -66,9 +67,10 @@ def start_containers(state_dir, ports, timeout):
             _wait_for_port(emulator, deadline)
             logger.info(
                 "%s is up on %s (container %s) after %.1f s.",
-                spec.title, emulator.address, emulator.container_id[:12], time.monotonic() - started_at,
+                spec.title, emulator.address, emulator.container_id[:12],
+                time.monotonic() - started_at,
             )
-        stack = Stack(state_dir=state_dir, pubsub=emulators["pubsub"], bigtable=emulators["bigtable"])
+        stack = Stack.of(state_dir, emulators)
         save_stack(stack)
         return stack
     except BaseException:
@@ -94,7 +96,8 @@ def _wait_for_container_log(container, spec, deadline, timeout):
         if wrapped.status in ("exited", "dead"):
             raise LocalStackError(f"The {spec.title} container exited before it was ready. {tail}")
         if time.monotonic() > deadline:
-            raise LocalStackError(f"The {spec.title} container was not ready after {timeout} s. {tail}")
+            raise LocalStackError(
+                f"The {spec.title} container was not ready after {timeout} s. {tail}")
         time.sleep(0.5)
 
 
@@ -102,7 +105,8 @@ def _wait_for_port(emulator, deadline):
     while not port_accepts_connections(emulator.host, emulator.port):
         if time.monotonic() > deadline:
             raise LocalStackError(
-                f"{emulator.spec.title} logged that it is ready, but {emulator.address} refuses connections."
+                f"{emulator.spec.title} logged that it is ready, but {emulator.address} "
+                "refuses connections."
             )
         time.sleep(0.1)
 
@@ -122,7 +126,8 @@ def remove_container(container_id):
     """Stop and remove a container; True if it was running."""
     was_running = container_is_running(container_id)
     try:
-        subprocess.run(["docker", "rm", "--force", container_id], capture_output=True, timeout=60, check=False)
+        subprocess.run(["docker", "rm", "--force", container_id],
+                       capture_output=True, timeout=60, check=False)
     except (OSError, subprocess.TimeoutExpired) as error:
         raise LocalStackError(f"Could not remove container {container_id}: {error}") from error
     return was_running

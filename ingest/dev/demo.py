@@ -1,4 +1,5 @@
-"""`make demo`: the whole pipeline on the local stack, from publish to profile, lake and dead letter.
+"""`make demo`: the whole pipeline on the local stack, from publish to profile, lake and dead
+letter.
 
 Starts the emulators on free ports, runs the real streaming pipeline on the DirectRunner,
 publishes the example stream (some of it invalid), waits until every message is

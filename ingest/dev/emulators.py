@@ -80,6 +80,11 @@ class Stack:
     bigtable: Emulator
     already_running: bool = False
 
+    @classmethod
+    def of(cls, state_dir, emulators):
+        """The stack of the emulators {"pubsub": ..., "bigtable": ...}."""
+        return cls(state_dir=state_dir, pubsub=emulators["pubsub"], bigtable=emulators["bigtable"])
+
     @property
     def emulators(self):
         return [self.pubsub, self.bigtable]

@@ -20,6 +20,19 @@ import random
 import uuid
 from collections import Counter, deque
 
+from ingest.dev.sample_values import (
+    CITIES,
+    DEVICES,
+    FIRST_NAMES,
+    GENDERS,
+    LAST_NAMES,
+    LOYALTY_TIERS,
+    PAGES,
+    PRODUCTS,
+    REFERRERS,
+    SITE,
+)
+
 PROFILE_DATASET = "crm-profiles"
 EVENT_DATASET_WEIGHTS = {"web-events": 9, "web-events-archive": 1}
 PROFILE_SCHEMA = "https://ns.example.com/xdm/individual-profile"
@@ -29,7 +42,8 @@ SCHEMA_OF_DATASET = {
     "web-events": EVENT_SCHEMA,
     "web-events-archive": EVENT_SCHEMA,
 }
-DATASETS_FEEDING_PROFILES = ("crm-profiles", "web-events")  # the pipeline checks identities only there
+# The pipeline checks identities only there.
+DATASETS_FEEDING_PROFILES = ("crm-profiles", "web-events")
 
 # How invalid messages are spread over the error classes the pipeline gives them.
 INVALID_CLASS_WEIGHTS = {
@@ -60,58 +74,17 @@ EVENT_TYPE_WEIGHTS = {
     "commerce.productListAdds": 7,
     "commerce.purchases": 3,
 }
-SITE = "https://shop.example.com"
-PAGES = [  # (name, path, site section)
-    ("Home", "/", "home"),
-    ("Compilers", "/c/compilers", "catalog"),
-    ("Cryptography", "/c/crypto", "catalog"),
-    ("Calculating machines", "/c/calculating-machines", "catalog"),
-    ("Order history", "/account/orders", "account"),
-    ("Newsletter", "/newsletter", "marketing"),
-    ("Shipping and returns", "/help/shipping", "support"),
-]
-PRODUCTS = [  # (SKU, name, unit price)
-    ("GEAR-042", "Brass gear set", 49.9),
-    ("BOOK-1959", "COBOL pocket guide", 24.0),
-    ("ENIG-001", "Enigma replica", 349.0),
-    ("LOOM-007", "Jacquard loom cards", 18.5),
-    ("SLIDE-010", "Slide rule", 39.0),
-    ("DIFF-002", "Difference engine kit", 129.0),
-    ("TUBE-6SN7", "Vacuum tube 6SN7", 12.75),
-    ("PUNCH-080", "Punched cards, box of 500", 21.0),
-]
-REFERRERS = [
-    "https://www.search.example/?q=brass+gear+set",
-    "https://news.example.org/history-of-computing",
-    "https://social.example.com/posts/8812734",
-    "https://mail.example.net/?utm_campaign=autumn",
-]
 REFERRER_SHARE = 0.3  # events that came from another site
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Donald", "Margaret",
-               "Claude", "Frances", "John", "Radia", "Tim", "Hedy", "Dennis", "Karen"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Johnson", "Dijkstra", "Liskov", "Knuth", "Hamilton",
-              "Shannon", "Allen", "Backus", "Perlman", "Berners-Lee", "Lamarr", "Ritchie", "Jones"]
-CITIES = [  # (city, country, country code, postal code, currency)
-    ("London", "United Kingdom", "GB", "W1J 7NT", "GBP"),
-    ("Manchester", "United Kingdom", "GB", "M13 9PL", "GBP"),
-    ("Arlington", "United States", "US", "22201", "USD"),
-    ("Boston", "United States", "US", "02139", "USD"),
-    ("Amsterdam", "Netherlands", "NL", "1012 JS", "EUR"),
-    ("Zurich", "Switzerland", "CH", "8001", "CHF"),
-    ("Toronto", "Canada", "CA", "M5V 2T6", "CAD"),
-]
-DEVICES = [("desktop", "Firefox"), ("desktop", "Chrome"), ("mobile", "Safari"), ("mobile", "Chrome"),
-           ("tablet", "Safari")]
-LOYALTY_TIERS = ["bronze", "silver", "gold", "platinum"]
-GENDERS = ["female", "male", "not_specified", "non_specific"]
-UNKNOWN_DATASETS = ["crm-profile", "web-event", "mobile-events", "loyalty-events"]  # typos and datasets not yet in the catalog
+# Typos, and datasets not yet in the catalog.
+UNKNOWN_DATASETS = ["crm-profile", "web-event", "mobile-events", "loyalty-events"]
 BAD_HEADER_TIMESTAMP_FORMAT = "%m/%d/%Y %H:%M:%S"  # a US-style date, not RFC 3339
 
 
 @dataclasses.dataclass(frozen=True)
 class GeneratedMessage:
     payload: bytes
-    dataset: str  # the envelope's header.datasetId (for not_json and not_object, the one it was meant for)
+    # The envelope's header.datasetId (for not_json and not_object, the one it was meant for).
+    dataset: str
     error_class: str  # the class the pipeline dead-letters it with; "" when it is valid
     duplicate: bool = False  # a byte-identical copy of an earlier message
 
@@ -150,7 +123,8 @@ def person(number):
         ecid=str(chance.randrange(10 ** 37, 10 ** 38)),
         crm_id=f"CRM-{number:07d}",
         phone=f"+4477009{chance.randrange(10 ** 5):05d}",
-        birth_date=(datetime.date(1950, 1, 1) + datetime.timedelta(days=chance.randrange(20_000))).isoformat(),
+        birth_date=(datetime.date(1950, 1, 1)
+                    + datetime.timedelta(days=chance.randrange(20_000))).isoformat(),
         gender=chance.choice(GENDERS),
         home=chance.choice(CITIES),
         device=chance.choice(DEVICES),
@@ -164,7 +138,8 @@ class RecordGenerator:
     `valid`, `invalid` and `duplicate`, and `invalid_classes` the invalid ones by class."""
 
     def __init__(self, seed=None, people=DEFAULT_PEOPLE, profile_share=DEFAULT_PROFILE_SHARE,
-                 invalid_share=DEFAULT_INVALID_SHARE, out_of_order_seconds=DEFAULT_OUT_OF_ORDER_SECONDS,
+                 invalid_share=DEFAULT_INVALID_SHARE,
+                 out_of_order_seconds=DEFAULT_OUT_OF_ORDER_SECONDS,
                  duplicate_share=DEFAULT_DUPLICATE_SHARE, clock=None):
         """profile_share is the share of records that are profile records (the rest are
         events); invalid_share and duplicate_share are shares of all messages."""
@@ -248,7 +223,8 @@ class RecordGenerator:
 
     def _profile_record(self, someone):
         identities = {
-            "Email": [{"id": someone.email, "authenticatedState": "authenticated", "primary": True}],
+            "Email": [{"id": someone.email, "authenticatedState": "authenticated",
+                       "primary": True}],
             "ECID": [{"id": someone.ecid, "authenticatedState": "ambiguous"}],
         }
         if self.random.random() < 0.5:
@@ -266,14 +242,16 @@ class RecordGenerator:
             "mobilePhone": {"number": someone.phone},
             "homeAddress": {"city": city, "country": country, "countryCode": country_code,
                             "postalCode": postal_code},
-            "loyalty": {"tier": self.random.choice(LOYALTY_TIERS), "points": self.random.randrange(10_000),
+            "loyalty": {"tier": self.random.choice(LOYALTY_TIERS),
+                        "points": self.random.randrange(10_000),
                         "joinDate": _rfc3339(someone.customer_since)},
             "consents": {"marketing": {"email": {"val": self.random.choice("yn")}}},
         }
         chosen = [name for name in groups if self.random.random() < 0.5] or ["loyalty"]
         record = {"_id": self._new_id(), "identityMap": identities}
         record.update((name, groups[name]) for name in chosen)
-        record["_repo"] = {"createDate": _rfc3339(someone.customer_since), "modifyDate": self._record_time()}
+        record["_repo"] = {"createDate": _rfc3339(someone.customer_since),
+                           "modifyDate": self._record_time()}
         return record
 
     def _event(self, someone):
@@ -282,7 +260,8 @@ class RecordGenerator:
         if self.random.random() < SIGNED_IN_SHARE:
             identities = {
                 "ECID": [ecid],
-                "Email": [{"id": someone.email, "authenticatedState": "authenticated", "primary": True}],
+                "Email": [{"id": someone.email, "authenticatedState": "authenticated",
+                           "primary": True}],
             }
         else:
             identities = {"ECID": [dict(ecid, primary=True)]}
@@ -296,7 +275,8 @@ class RecordGenerator:
             event.update(self._commerce(event_type, someone))
         else:
             name, path, section = self.random.choice(PAGES)
-            event["web"] = {"webPageDetails": {"name": name, "URL": SITE + path, "siteSection": section}}
+            event["web"] = {"webPageDetails": {"name": name, "URL": SITE + path,
+                                               "siteSection": section}}
         if self.random.random() < REFERRER_SHARE:
             event["web"]["webReferrer"] = {"URL": self.random.choice(REFERRERS)}
         device_type, browser = someone.device
@@ -305,14 +285,18 @@ class RecordGenerator:
         return event
 
     def _commerce(self, event_type, someone):
-        items = self.random.sample(PRODUCTS, 1 if event_type != "commerce.purchases" else self.random.randint(1, 3))
-        quantities = [1 if event_type == "commerce.productViews" else self.random.randint(1, 3) for _ in items]
+        items = self.random.sample(
+            PRODUCTS, 1 if event_type != "commerce.purchases" else self.random.randint(1, 3))
+        quantities = [1 if event_type == "commerce.productViews" else self.random.randint(1, 3)
+                      for _ in items]
         product_list = [
-            {"SKU": sku, "name": name, "quantity": quantity, "priceTotal": round(price * quantity, 2)}
-            for (sku, name, price), quantity in zip(items, quantities)
+            {"SKU": sku, "name": name, "quantity": quantity,
+             "priceTotal": round(price * quantity, 2)}
+            for (sku, name, price), quantity in zip(items, quantities, strict=True)
         ]
         if event_type == "commerce.purchases":
-            page = {"name": "Order confirmation", "URL": f"{SITE}/checkout/done", "siteSection": "checkout"}
+            page = {"name": "Order confirmation", "URL": f"{SITE}/checkout/done",
+                    "siteSection": "checkout"}
             commerce = {
                 "order": {
                     "purchaseID": f"ORD-{self.random.randrange(10 ** 8):08d}",
@@ -326,7 +310,8 @@ class RecordGenerator:
             page = {"name": name, "URL": f"{SITE}/p/{sku}", "siteSection": "products"}
             measure = "productViews" if event_type == "commerce.productViews" else "productListAdds"
             commerce = {measure: {"value": 1}}
-        return {"web": {"webPageDetails": page}, "commerce": commerce, "productListItems": product_list}
+        return {"web": {"webPageDetails": page}, "commerce": commerce,
+                "productListItems": product_list}
 
     # Invalid messages: a valid envelope, then broken in one way. Each breaker returns the payload.
 
@@ -345,7 +330,8 @@ class RecordGenerator:
         record = envelope["body"]["xdmEntity"]
         if envelope["header"]["datasetId"] == PROFILE_DATASET:
             mistakes = [
-                lambda: record.update(loyalty={"tier": "gold", "points": str(self.random.randrange(10_000))}),
+                lambda: record.update(
+                    loyalty={"tier": "gold", "points": str(self.random.randrange(10_000))}),
                 lambda: record.update(homeAddress={"city": "Boston", "countryCode": "us"}),
                 lambda: record.update(person={"birthDate": "10/12/1985"}),
                 lambda: record.update(nickname="Ada"),  # the schema allows no other properties
@@ -353,9 +339,11 @@ class RecordGenerator:
         else:
             mistakes = [
                 lambda: record.pop("timestamp"),
-                lambda: record.update(timestamp=int(self.clock().timestamp() * 1000)),  # epoch milliseconds
+                # Epoch milliseconds, not a date-time.
+                lambda: record.update(timestamp=int(self.clock().timestamp() * 1000)),
                 lambda: record.update(eventType="web.formFilledOut"),
-                lambda: record.update(commerce={"order": {"priceTotal": 20.0, "currencyCode": "usd"}}),
+                lambda: record.update(
+                    commerce={"order": {"priceTotal": 20.0, "currencyCode": "usd"}}),
             ]
         self.random.choice(mistakes)()
         return _compact_json(envelope)
@@ -399,7 +387,8 @@ class RecordGenerator:
 
 
 def _rfc3339(moment):
-    return moment.astimezone(datetime.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    utc = moment.astimezone(datetime.timezone.utc)
+    return utc.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _compact_json(value):

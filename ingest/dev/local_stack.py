@@ -23,11 +23,18 @@ from pathlib import Path
 from ingest.admin import DEFAULT_PROJECT
 from ingest.dev import containers, processes
 from ingest.dev.emulators import (
-    LOCAL_HOST, SPECS, STOP_TIMEOUT_SECONDS, LocalStackError, Stack, forget_stack, load_stack,
+    LOCAL_HOST,
+    SPECS,
+    STOP_TIMEOUT_SECONDS,
+    LocalStackError,
+    Stack,
+    forget_stack,
+    load_stack,
 )
 
-__all__ = ["DEFAULT_BIGTABLE_PORT", "DEFAULT_PUBSUB_PORT", "DEFAULT_STATE_DIR", "STARTUP_TIMEOUT_SECONDS",
-           "LocalStackError", "Stack", "environment", "export_lines", "start", "stop"]
+__all__ = ["DEFAULT_BIGTABLE_PORT", "DEFAULT_PUBSUB_PORT", "DEFAULT_STATE_DIR",
+           "STARTUP_TIMEOUT_SECONDS", "LocalStackError", "Stack", "environment", "export_lines",
+           "start", "stop"]
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +45,14 @@ STARTUP_TIMEOUT_SECONDS = 90
 
 INSTALL_HINT = (
     "Neither the Google Cloud emulators nor a running Docker engine were found. Install one of:\n"
-    "  - the emulators from the Google Cloud CLI. On Debian/Ubuntu (with Google's apt repository):\n"
-    "        sudo apt-get install google-cloud-cli-pubsub-emulator google-cloud-cli-bigtable-emulator\n"
-    "    plus a Java runtime for the Pub/Sub emulator, e.g. sudo apt-get install openjdk-17-jre-headless.\n"
-    "    With a gcloud installed from Google's archive instead: gcloud components install pubsub-emulator bigtable\n"
+    "  - the emulators from the Google Cloud CLI. On Debian/Ubuntu (with Google's apt "
+    "repository):\n"
+    "        sudo apt-get install google-cloud-cli-pubsub-emulator "
+    "google-cloud-cli-bigtable-emulator\n"
+    "    plus a Java runtime for the Pub/Sub emulator, e.g. sudo apt-get install "
+    "openjdk-17-jre-headless.\n"
+    "    With a gcloud installed from Google's archive instead: gcloud components install "
+    "pubsub-emulator bigtable\n"
     "  - or Docker; the emulators then run in the image " + containers.DOCKER_IMAGE + "\n"
     "    (needs the Python package testcontainers: pip install 'testcontainers>=4.8')."
 )
@@ -82,7 +93,8 @@ def start(
     if existing is not None:
         if all(_is_running(emulator) for emulator in existing.emulators):
             logger.info(
-                "The local stack in %s is already up: Pub/Sub emulator on %s, Bigtable emulator on %s.",
+                "The local stack in %s is already up: Pub/Sub emulator on %s, "
+                "Bigtable emulator on %s.",
                 state_dir, existing.pubsub.address, existing.bigtable.address,
             )
             existing.already_running = True
@@ -149,7 +161,8 @@ def port_is_free(port, host=LOCAL_HOST):
 
 def _choose_ports(pubsub_port, bigtable_port):
     if pubsub_port and pubsub_port == bigtable_port:
-        raise LocalStackError(f"The Pub/Sub and Bigtable emulators cannot share port {pubsub_port}.")
+        raise LocalStackError(
+            f"The Pub/Sub and Bigtable emulators cannot share port {pubsub_port}.")
     for name, port in (("Pub/Sub", pubsub_port), ("Bigtable", bigtable_port)):
         if port and not port_is_free(port):
             raise LocalStackError(
@@ -172,5 +185,6 @@ def _where_we_looked():
     places = [str(Path(root) / spec.binary_in_sdk)
               for root in processes.sdk_roots() for spec in SPECS.values()]
     java = shutil.which("java") or os.environ.get("JAVA_HOME") or "not found"
-    return "Looked for:\n  " + "\n  ".join(places) + f"\nJava: {java}\nDocker: no engine answered `docker info`."
+    return ("Looked for:\n  " + "\n  ".join(places)
+            + f"\nJava: {java}\nDocker: no engine answered `docker info`.")
 

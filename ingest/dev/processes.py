@@ -14,7 +14,14 @@ from pathlib import Path
 
 from ingest.admin import port_accepts_connections
 from ingest.dev.emulators import (
-    LOCAL_HOST, SPECS, STOP_TIMEOUT_SECONDS, Emulator, LocalStackError, Stack, forget_stack, save_stack,
+    LOCAL_HOST,
+    SPECS,
+    STOP_TIMEOUT_SECONDS,
+    Emulator,
+    LocalStackError,
+    Stack,
+    forget_stack,
+    save_stack,
 )
 
 logger = logging.getLogger(__name__)
@@ -66,7 +73,8 @@ def find_emulator_binaries():
     if len(binaries) < len(SPECS):
         return None
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        logger.info("The Pub/Sub emulator is installed, but no Java runtime (java on PATH or JAVA_HOME).")
+        logger.info("The Pub/Sub emulator is installed, but no Java runtime "
+                    "(java on PATH or JAVA_HOME).")
         return None
     return binaries
 
@@ -87,14 +95,15 @@ def start_processes(state_dir, binaries, ports, timeout):
                     stdin=subprocess.DEVNULL,
                     stdout=log_file,
                     stderr=subprocess.STDOUT,
-                    start_new_session=True,  # its own process group: survives us, and stop kills the group
+                    # Its own process group: it survives us, and stop kills the group.
+                    start_new_session=True,
                 )
             _children[process.pid] = process
             emulators[name] = Emulator(
                 name=name, kind="process", host=LOCAL_HOST, port=ports[name],
                 pid=process.pid, log_path=str(log_path),
             )
-        stack = Stack(state_dir=state_dir, pubsub=emulators["pubsub"], bigtable=emulators["bigtable"])
+        stack = Stack.of(state_dir, emulators)
         save_stack(stack)
         for emulator in stack.emulators:
             _wait_for_process(emulator, deadline, timeout)
@@ -116,7 +125,8 @@ def _wait_for_process(emulator, deadline, timeout):
     log_path = Path(emulator.log_path)
     while True:
         log_text = log_path.read_text(errors="replace")
-        if spec.ready_message in log_text and port_accepts_connections(emulator.host, emulator.port):
+        if (spec.ready_message in log_text
+                and port_accepts_connections(emulator.host, emulator.port)):
             return
         if "already in use" in log_text:
             # The Pub/Sub emulator logs a BindException and keeps running without a server.
@@ -125,10 +135,12 @@ def _wait_for_process(emulator, deadline, timeout):
                 + _log_tail(log_path)
             )
         if not process_is_running(emulator.pid, spec.process_marker):
-            raise LocalStackError(f"{spec.title} exited before it was ready.\n" + _log_tail(log_path))
+            raise LocalStackError(
+                f"{spec.title} exited before it was ready.\n" + _log_tail(log_path))
         if time.monotonic() > deadline:
             raise LocalStackError(
-                f"{spec.title} was not ready on {emulator.address} after {timeout} s.\n" + _log_tail(log_path)
+                f"{spec.title} was not ready on {emulator.address} after {timeout} s.\n"
+                + _log_tail(log_path)
             )
         time.sleep(0.1)
 
@@ -168,7 +180,8 @@ def stop_process_group(pid, marker, timeout):
     deadline = time.monotonic() + timeout
     while process_is_running(pid, marker):
         if time.monotonic() > deadline:
-            logger.info("pid %s did not stop within %s s after SIGTERM; sending SIGKILL.", pid, timeout)
+            logger.info("pid %s did not stop within %s s after SIGTERM; sending SIGKILL.",
+                        pid, timeout)
             _signal_group(pid, signal.SIGKILL)
             break
         time.sleep(0.05)

@@ -11,8 +11,10 @@ def write_catalog(tmp_path, web_events_retention_days):
     catalog.write_text(
         f"schemas: {EXAMPLES / 'schemas'}\n"
         "datasets:\n"
-        "  crm-profiles: {schema: 'https://ns.example.com/xdm/individual-profile', kind: profile, profile: true}\n"
-        "  web-events: {schema: 'https://ns.example.com/xdm/experience-event', kind: event, profile: true,\n"
+        "  crm-profiles: {schema: 'https://ns.example.com/xdm/individual-profile', "
+        "kind: profile, profile: true}\n"
+        "  web-events: {schema: 'https://ns.example.com/xdm/experience-event', "
+        "kind: event, profile: true,\n"
         f"               retention_days: {web_events_retention_days}}}\n"
     )
     return catalog

@@ -47,7 +47,8 @@ def test_valid_messages_pass_the_pipeline_parser_and_invalid_ones_fail_with_thei
             with pytest.raises(RecordError) as failure:
                 parser.parse(message.payload)
             assert failure.value.error_class == message.error_class, failure.value.message
-    assert {message.error_class for message in messages if not message.valid} == set(INVALID_CLASSES)
+    assert ({message.error_class for message in messages if not message.valid}
+            == set(INVALID_CLASSES))
     assert {message.dataset for message in messages if message.valid} == {
         "crm-profiles", "web-events", "web-events-archive"}
 
@@ -64,7 +65,8 @@ def test_shares_and_counts_are_as_asked(parser):
     assert kinds["invalid"] / 2000 == pytest.approx(0.1, abs=0.03)
     assert kinds["duplicate"] / 2000 == pytest.approx(0.05, abs=0.02)
     fresh_valid = [message for message in messages if message.valid and not message.duplicate]
-    profile_share = sum(message.dataset == "crm-profiles" for message in fresh_valid) / len(fresh_valid)
+    profile_share = (sum(message.dataset == "crm-profiles" for message in fresh_valid)
+                     / len(fresh_valid))
     assert profile_share == pytest.approx(0.3, abs=0.04)
 
 
@@ -101,7 +103,7 @@ def test_record_times_lag_the_clock_by_at_most_the_out_of_order_seconds(parser):
     assert 0 <= min(lags) < 5
     assert 115 < max(lags) <= 120
     # Out of order: many a record is older than the one before it.
-    assert sum(later < earlier for earlier, later in zip(times, times[1:])) > 500
+    assert sum(later < earlier for earlier, later in zip(times, times[1:], strict=False)) > 500
 
     in_order = generated(100, out_of_order_seconds=0, invalid_share=0)
     assert {parser.parse(message.payload).record_time for message in in_order} == {NOW}

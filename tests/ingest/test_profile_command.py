@@ -37,8 +37,10 @@ def test_profile_get_prints_the_merged_profile_by_any_of_its_identities(profile_
     assert by_email["attributes"]["/loyalty/points"]["value"] == 1650
     assert by_email["attributes"]["/person/name/firstName"]["value"] == "Ada"
     assert {"namespace": "ECID", "id": ADA_ECID} in [
-        {"namespace": identity["namespace"], "id": identity["id"]} for identity in by_email["identities"]]
-    assert [event["_id"] for event in by_email["events"]] == ["evt-ada-0005", "evt-ada-0004", "evt-ada-0003", "evt-ada-0002", "evt-ada-0001"]
+        {"namespace": identity["namespace"], "id": identity["id"]}
+        for identity in by_email["identities"]]
+    assert [event["_id"] for event in by_email["events"]] == [
+        "evt-ada-0005", "evt-ada-0004", "evt-ada-0003", "evt-ada-0002", "evt-ada-0001"]
     assert by_ecid == {**by_email, "events": by_email["events"][:1]}
 
 

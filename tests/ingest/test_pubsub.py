@@ -21,14 +21,14 @@ def test_a_message_that_comes_again_is_given_once_and_a_pull_of_repeats_only_end
                                 stop_at_repeats=True) as reader:
             # A bound, so that a reader that gave a message twice fails here instead of reading on.
             for received_messages in reader.batches(remaining=lambda: 10 - len(given)):
-                given += [received.message.data for received in received_messages]
+                given.extend(received.message.data for received in received_messages)
                 # As if held past their ack deadline: they come again at once.
                 reader.release([received.ack_id for received in received_messages])
 
     assert sorted(given) == [b"a", b"b", b"c"]
     # The repeats were held, not acknowledged: all three are still there.
-    assert sorted(message.data for message in
-                  pull_messages(pubsub_resources.subscription_path, expected_count=3)) == sorted(given)
+    left = pull_messages(pubsub_resources.subscription_path, expected_count=3)
+    assert sorted(message.data for message in left) == sorted(given)
 
 
 def test_reading_stops_at_the_number_wanted_and_leaves_the_rest(pubsub_resources):
@@ -37,7 +37,7 @@ def test_reading_stops_at_the_number_wanted_and_leaves_the_rest(pubsub_resources
     with pubsub_v1.SubscriberClient() as subscriber:
         with SubscriptionReader(subscriber, pubsub_resources.subscription_path, wait=5) as reader:
             for received_messages in reader.batches(remaining=lambda: 2 - len(given)):
-                given += [received.message.data for received in received_messages]
+                given.extend(received.message.data for received in received_messages)
                 reader.acknowledge(received_messages)
 
     assert len(given) == 2
