@@ -11,6 +11,7 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
 The schemas form a SchemaRegistry (domain/schemas.py).
 """
+
 import dataclasses
 import json
 
@@ -63,9 +64,13 @@ class Catalog:
                 raise CatalogError(
                     f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
                     f"which is not among the {len(registry.schemas)} schemas loaded from "
-                    f"{folders}")
-        return cls(datasets=datasets, registry=registry,
-                   dataset_precedence=_parse_merge_policy(path, spec, datasets))
+                    f"{folders}"
+                )
+        return cls(
+            datasets=datasets,
+            registry=registry,
+            dataset_precedence=_parse_merge_policy(path, spec, datasets),
+        )
 
     def schema(self, dataset_id):
         return self.registry.schemas[self.datasets[dataset_id].schema_id]
@@ -82,8 +87,9 @@ def _parse_merge_policy(path, spec, datasets):
         return ()
     order = policy.get("dataset_precedence") if isinstance(policy, dict) else None
     if not isinstance(order, list) or not order:
-        raise CatalogError(f"{path}: merge_policy is 'timestamp' or "
-                           "{dataset_precedence: [dataset, ...]}")
+        raise CatalogError(
+            f"{path}: merge_policy is 'timestamp' or {{dataset_precedence: [dataset, ...]}}"
+        )
     unknown = [d for d in order if d not in datasets]
     if unknown:
         raise CatalogError(f"{path}: merge_policy names unknown datasets {unknown}")
@@ -96,15 +102,21 @@ def _parse_dataset(path, dataset_id, entry):
     kind = entry.get("kind")
     if kind not in KINDS:
         raise CatalogError(
-            f"{path}: dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}")
+            f"{path}: dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}"
+        )
     feeds_profile = entry.get("profile", False)
     if not isinstance(feeds_profile, bool):
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'profile' must be true or false")
     retention_days = entry.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if not isinstance(retention_days, int) or isinstance(retention_days, bool) \
-            or retention_days < 1:
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
-                           "whole number of days, at least 1")
+    if (
+        not isinstance(retention_days, int)
+        or isinstance(retention_days, bool)
+        or retention_days < 1
+    ):
+        raise CatalogError(
+            f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
+            "whole number of days, at least 1"
+        )
     return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days)
 
 
@@ -119,4 +131,5 @@ def _read_document(path):
         return yaml.safe_load(text) if is_yaml else json.loads(text)
     except (ValueError, yaml.YAMLError) as error:
         raise CatalogError(
-            f"{path} is not valid {'YAML' if is_yaml else 'JSON'}: {error}") from error
+            f"{path} is not valid {'YAML' if is_yaml else 'JSON'}: {error}"
+        ) from error

@@ -1,4 +1,5 @@
 """Identities: a record's identityMap, and which one of them is primary."""
+
 from domain.profile_table import MAX_ROW_KEY_BYTES, row_key
 
 
@@ -29,12 +30,17 @@ def primary_identity(entity):
             raise IdentityError(
                 "identity_too_long",
                 f"identity {namespace}:{identity_id[:40]}... makes a Bigtable row key longer "
-                f"than {MAX_ROW_KEY_BYTES} bytes")
+                f"than {MAX_ROW_KEY_BYTES} bytes",
+            )
     primaries = [i for i in found if i[2]] or (found if len(found) == 1 else [])
     if len(primaries) != 1:
-        count = f"{len(primaries)} marked primary" if primaries else (
-            f"none marked primary among {len(found)}" if found else "no identities")
+        count = (
+            f"{len(primaries)} marked primary"
+            if primaries
+            else (f"none marked primary among {len(found)}" if found else "no identities")
+        )
         raise IdentityError(
-            "identity", f"a profile needs exactly one primary identity in identityMap: {count}")
+            "identity", f"a profile needs exactly one primary identity in identityMap: {count}"
+        )
     namespace, identity_id, _ = primaries[0]
     return namespace, identity_id

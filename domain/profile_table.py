@@ -16,6 +16,7 @@ columns and cells, used by the pipeline that writes them and the lookup that rea
   the value is `{"dataset": ..., "event": {...}}`.
 Cell times are the record's time, cut to the millisecond (Bigtable's granularity).
 """
+
 import datetime
 import functools
 import hashlib
@@ -48,12 +49,12 @@ def quoted_namespace(namespace):
 
 @functools.lru_cache(maxsize=100_000)  # a person's identities come again and again
 def row_key(namespace, identity_id):
-    identity = f"{quoted_namespace(namespace)}#{identity_id}".encode("utf-8")
+    identity = f"{quoted_namespace(namespace)}#{identity_id}".encode()
     return hashlib.sha256(identity).hexdigest()[:4].encode("ascii") + b"#" + identity
 
 
 def identity_column(namespace, identity_id):
-    return f"{quoted_namespace(namespace)}#{identity_id}".encode("utf-8")
+    return f"{quoted_namespace(namespace)}#{identity_id}".encode()
 
 
 def identity_of_column(qualifier):
@@ -70,7 +71,7 @@ def is_events_family(family):
 
 
 def event_column(time_us, event_id):
-    return f"{MAX_EVENT_MS - time_us // 1000:013d}#{event_id}".encode("utf-8")
+    return f"{MAX_EVENT_MS - time_us // 1000:013d}#{event_id}".encode()
 
 
 def attribute_cell(value, dataset):
@@ -94,11 +95,19 @@ def column_families(catalog=None):
         IDENTITY_FAMILY: column_family.MaxVersionsGCRule(1),
         LINKED_FAMILY: column_family.MaxVersionsGCRule(1),
     }
-    for days in sorted({d.retention_days for d in (catalog.datasets.values() if catalog else [])
-                        if d.feeds_profile and d.kind == "event"}):
-        families[events_family(days)] = column_family.GCRuleUnion([
-            column_family.MaxVersionsGCRule(1),
-            column_family.MaxAgeGCRule(datetime.timedelta(days=days))])
+    for days in sorted(
+        {
+            d.retention_days
+            for d in (catalog.datasets.values() if catalog else [])
+            if d.feeds_profile and d.kind == "event"
+        }
+    ):
+        families[events_family(days)] = column_family.GCRuleUnion(
+            [
+                column_family.MaxVersionsGCRule(1),
+                column_family.MaxAgeGCRule(datetime.timedelta(days=days)),
+            ]
+        )
     return families
 
 
@@ -128,7 +137,8 @@ def state_from_row(row):
         stored = json.loads(versions[0].value)
         key = merge.OrderKey(micros(versions[0].timestamp), "")
         state.candidates[qualifier.decode()] = {
-            stored["dataset"]: merge.Candidate(key, stored["dataset"], stored["value"])}
+            stored["dataset"]: merge.Candidate(key, stored["dataset"], stored["value"])
+        }
     meta = cells.get(META_FAMILY, {})
     if RESET_COLUMN in meta:
         state.reset = merge.OrderKey(int(meta[RESET_COLUMN][0].value), "")
@@ -136,7 +146,8 @@ def state_from_row(row):
         state.deleted = merge.OrderKey(int(meta[DELETED_COLUMN][0].value), "")
     for qualifier, versions in cells.get(IDENTITY_FAMILY, {}).items():
         state.identities[identity_of_column(qualifier)] = merge.OrderKey(
-            micros(versions[0].timestamp), "")
+            micros(versions[0].timestamp), ""
+        )
     return state
 
 
@@ -154,8 +165,11 @@ def read_profile(table, namespace, identity_id, max_events=20):
     if row is None:
         return None
     if ATTRIBUTES_FAMILY not in row.cells:
-        linked = sorted(row.cells.get(LINKED_FAMILY, {}).items(),
-                        key=lambda item: item[1][0].timestamp, reverse=True)
+        linked = sorted(
+            row.cells.get(LINKED_FAMILY, {}).items(),
+            key=lambda item: item[1][0].timestamp,
+            reverse=True,
+        )
         for key, _ in linked:
             candidate = table.read_row(key)
             if candidate is not None and ATTRIBUTES_FAMILY in candidate.cells:
@@ -164,9 +178,11 @@ def read_profile(table, namespace, identity_id, max_events=20):
     if not (set(row.cells) - {LINKED_FAMILY}):
         return None
     profile = _profile(row)
-    event_rows = [row] + [table.read_row(row_key(i["namespace"], i["id"]))
-                          for i in profile["identities"]
-                          if row_key(i["namespace"], i["id"]) != row.row_key]
+    event_rows = [row] + [
+        table.read_row(row_key(i["namespace"], i["id"]))
+        for i in profile["identities"]
+        if row_key(i["namespace"], i["id"]) != row.row_key
+    ]
     profile["events"] = _events([r for r in event_rows if r is not None], max_events)
     return profile
 
@@ -176,17 +192,24 @@ def _profile(row):
     attributes = {}
     for qualifier, versions in sorted(cells.get(ATTRIBUTES_FAMILY, {}).items()):
         stored = json.loads(versions[0].value)
-        attributes[qualifier.decode()] = {"value": stored["value"], "dataset": stored["dataset"],
-                                          "time": versions[0].timestamp.isoformat()}
+        attributes[qualifier.decode()] = {
+            "value": stored["value"],
+            "dataset": stored["dataset"],
+            "time": versions[0].timestamp.isoformat(),
+        }
     identities = []
     for qualifier, versions in sorted(cells.get(IDENTITY_FAMILY, {}).items()):
         namespace, identity_id = identity_of_column(qualifier)
-        identities.append({"namespace": namespace, "id": identity_id,
-                           "linked": versions[0].timestamp.isoformat()})
+        identities.append(
+            {"namespace": namespace, "id": identity_id, "linked": versions[0].timestamp.isoformat()}
+        )
     meta = cells.get(META_FAMILY, {})
-    return {"key": row.row_key.decode("utf-8", "replace"), "attributes": attributes,
-            "identities": identities,
-            **{f"last_{name.decode()}": _time(meta[name][0].value) for name in meta}}
+    return {
+        "key": row.row_key.decode("utf-8", "replace"),
+        "attributes": attributes,
+        "identities": identities,
+        **{f"last_{name.decode()}": _time(meta[name][0].value) for name in meta},
+    }
 
 
 def _events(rows, max_events):
@@ -198,13 +221,16 @@ def _events(rows, max_events):
                 for qualifier, versions in columns.items():
                     stored = json.loads(versions[0].value)
                     events[qualifier] = {
-                        "_id": stored["event"].get("_id"), "dataset": stored["dataset"],
+                        "_id": stored["event"].get("_id"),
+                        "dataset": stored["dataset"],
                         "time": versions[0].timestamp.isoformat(),
                         "eventType": stored["event"].get("eventType"),
-                        "event": stored["event"]}
+                        "event": stored["event"],
+                    }
     return [events[q] for q in sorted(events)][:max_events]
 
 
 def _time(micros_text):
-    return datetime.datetime.fromtimestamp(int(micros_text) / 1e6,
-                                           datetime.timezone.utc).isoformat()
+    return datetime.datetime.fromtimestamp(
+        int(micros_text) / 1e6, datetime.timezone.utc
+    ).isoformat()

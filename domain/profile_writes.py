@@ -5,6 +5,7 @@ Within a batch, all the mutations of a row go in one entry of one MutateRows cal
 order: Bigtable applies the entries of a call in any order, but the mutations of one
 entry in the order given.
 """
+
 import typing
 
 from google.cloud.bigtable.row import DirectRow
@@ -13,9 +14,22 @@ from google.cloud.bigtable.row_filters import TimestampRange
 from domain import merge
 from domain.identity import identities
 from domain.profile_table import (
-    ATTRIBUTES_FAMILY, DELETED_COLUMN, IDENTITY_FAMILY, LINKED_FAMILY, META_FAMILY,
-    RESET_COLUMN, attribute_cell, event_cell, event_column, events_family, identity_column,
-    is_events_family, replace_cell, row_key, set_cell)
+    ATTRIBUTES_FAMILY,
+    DELETED_COLUMN,
+    IDENTITY_FAMILY,
+    LINKED_FAMILY,
+    META_FAMILY,
+    RESET_COLUMN,
+    attribute_cell,
+    event_cell,
+    event_column,
+    events_family,
+    identity_column,
+    is_events_family,
+    replace_cell,
+    row_key,
+    set_cell,
+)
 from domain.records import pointer_token
 from domain.times import from_micros, micros
 
@@ -26,6 +40,7 @@ IGNORED_OLDER_THAN_DELETE = "older_than_delete_ignored"
 class ProfileUpdate(typing.NamedTuple):
     """What the merge needs of a record, worked out before the shuffle to the person's
     step, so that the record's dict does not travel."""
+
     dataset: str
     kind: str
     operation: str
@@ -40,15 +55,26 @@ class ProfileUpdate(typing.NamedTuple):
         entity = record.entity
         if record.kind == "event":
             attributes = ()
-            event = (event_column(time_us, entity.get("_id", "")),
-                     event_cell(record.dataset, entity))
+            event = (
+                event_column(time_us, entity.get("_id", "")),
+                event_cell(record.dataset, entity),
+            )
         else:
-            attributes = tuple((pointer, value) for pointer, value in leaf_attributes(entity)
-                               if not pointer.startswith("/identityMap/"))
+            attributes = tuple(
+                (pointer, value)
+                for pointer, value in leaf_attributes(entity)
+                if not pointer.startswith("/identityMap/")
+            )
             event = ()
-        return cls(record.dataset, record.kind, record.operation,
-                   merge.order_key(time_us, record.dataset, entity), attributes,
-                   tuple(identities_of(entity)), event)
+        return cls(
+            record.dataset,
+            record.kind,
+            record.operation,
+            merge.order_key(time_us, record.dataset, entity),
+            attributes,
+            tuple(identities_of(entity)),
+            event,
+        )
 
 
 def person_key(record):
@@ -58,8 +84,7 @@ def person_key(record):
 
 def identities_of(entity):
     """The record's identities; primary_identity() has checked each when it was parsed."""
-    return sorted({(namespace, identity_id)
-                   for namespace, identity_id, _ in identities(entity)})
+    return sorted({(namespace, identity_id) for namespace, identity_id, _ in identities(entity)})
 
 
 def leaf_attributes(entity):
@@ -97,8 +122,15 @@ class PendingRows:
         if merge.is_deleted_before(state, order):
             return IGNORED_OLDER_THAN_DELETE
         before_identities = dict(state.identities)
-        before, after = merge.apply(state, self.policy, order, update.dataset,
-                                    update.operation, update.attributes, update.identities)
+        before, after = merge.apply(
+            state,
+            self.policy,
+            order,
+            update.dataset,
+            update.operation,
+            update.attributes,
+            update.identities,
+        )
         row = self._row(key)
         if state.reset == order:
             replace_cell(row, META_FAMILY, RESET_COLUMN, str(time_us), time_us)
@@ -110,8 +142,13 @@ class PendingRows:
                 column = pointer.encode("utf-8")
                 if pointer in after:
                     winner = after[pointer]
-                    replace_cell(row, ATTRIBUTES_FAMILY, column,
-                                 attribute_cell(winner.value, winner.dataset), winner.key.time_us)
+                    replace_cell(
+                        row,
+                        ATTRIBUTES_FAMILY,
+                        column,
+                        attribute_cell(winner.value, winner.dataset),
+                        winner.key.time_us,
+                    )
                 else:
                     row.delete_cell(ATTRIBUTES_FAMILY, column)
         for identity in before_identities.keys() | state.identities.keys():
@@ -125,8 +162,7 @@ class PendingRows:
                 if identity_row:
                     identity_row.delete_cell(LINKED_FAMILY, key)
             else:
-                replace_cell(row, IDENTITY_FAMILY, identity_column(*identity), b"",
-                             linked.time_us)
+                replace_cell(row, IDENTITY_FAMILY, identity_column(*identity), b"", linked.time_us)
                 if identity_row:
                     replace_cell(identity_row, LINKED_FAMILY, key, b"", linked.time_us)
         if update.kind == "event" and update.operation != "delete":
@@ -149,7 +185,7 @@ class PendingRows:
         """On delete: the person's events up to the delete's time go too."""
         columns = {}  # family -> event columns, stored or written earlier in this batch
         stored = read_row(key)
-        for family, cells in (stored.cells.items() if stored else []):
+        for family, cells in stored.cells.items() if stored else []:
             columns.setdefault(family, set()).update(cells)
         for mutation in row._get_mutations():
             if is_events_family(getattr(mutation, "family", "")):

@@ -4,6 +4,7 @@ Bigtable table of profiles with the column families a catalog needs.
 `ingest bootstrap` runs create_or_update_table against Cloud Bigtable or the emulator;
 `ingest local up`, the demo and the tests run create_resources against the emulators.
 """
+
 import logging
 import os
 import socket
@@ -115,7 +116,7 @@ def _require_emulators():
     if missing:
         raise AdminError(
             f"{' and '.join(missing)} not set, so this would create resources in real Google "
-            "Cloud. Start the local stack (eval \"$(ingest local up)\") or pass "
+            'Cloud. Start the local stack (eval "$(ingest local up)") or pass '
             "allow_real_gcp=True if you mean it."
         )
     for name in EMULATOR_VARIABLES:
@@ -130,8 +131,9 @@ def _create_pubsub_resources(project, topic, subscription):
     with pubsub_v1.PublisherClient() as publisher:
         topic_path = publisher.topic_path(project, topic)
         try:
-            publisher.create_topic(name=topic_path, retry=_admin_retry(),
-                                   timeout=ADMIN_CALL_TIMEOUT_SECONDS)
+            publisher.create_topic(
+                name=topic_path, retry=_admin_retry(), timeout=ADMIN_CALL_TIMEOUT_SECONDS
+            )
             logger.info("Created topic %s", topic_path)
         except AlreadyExists:
             logger.info("Topic %s already exists", topic_path)
@@ -179,14 +181,16 @@ def create_or_update_table(project, instance_id, table_id, families):
     """
     with warnings.catch_warnings():
         # The client warns "Connecting to Bigtable emulator at ..." on every start: not news here.
-        warnings.filterwarnings("ignore", message="Connecting to Bigtable emulator",
-                                category=RuntimeWarning)
+        warnings.filterwarnings(
+            "ignore", message="Connecting to Bigtable emulator", category=RuntimeWarning
+        )
         client = bigtable.Client(project=project, admin=True)
         table = client.instance(instance_id).table(table_id)
     try:
         table.create(column_families=families)
-        return TableSetup(table.name, created=True,
-                          families={family: FAMILY_CREATED for family in families})
+        return TableSetup(
+            table.name, created=True, families={family: FAMILY_CREATED for family in families}
+        )
     except AlreadyExists:
         pass
     except NotFound as error:
@@ -213,8 +217,11 @@ def create_or_update_table(project, instance_id, table_id, families):
 
 def _log_table_setup(setup):
     if setup.created:
-        logger.info("Created Bigtable table %s with column families %s",
-                    setup.name, ", ".join(setup.families))
+        logger.info(
+            "Created Bigtable table %s with column families %s",
+            setup.name,
+            ", ".join(setup.families),
+        )
         return
     logger.info("Bigtable table %s already exists", setup.name)
     for outcome in (FAMILY_CREATED, FAMILY_RULE_UPDATED, FAMILY_NOT_USED):

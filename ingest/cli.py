@@ -5,6 +5,7 @@ Each command is a module of ingest.commands whose `add_parser(subparsers)` adds 
 parser and sets `handler` to the function that runs it: a new command is one more module
 in COMMANDS. Command results go to stdout; progress and errors go to stderr.
 """
+
 import argparse
 import logging
 import sys
@@ -30,8 +31,13 @@ def main(argv=None):
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except (CommandError, AdminError, LocalStackError, api_exceptions.GoogleAPIError,
-            GoogleAuthError) as error:
+    except (
+        CommandError,
+        AdminError,
+        LocalStackError,
+        api_exceptions.GoogleAPIError,
+        GoogleAuthError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
 

@@ -1,5 +1,6 @@
 """What the commands share: their errors, help format and argument types, resource names,
 where the Google clients connect, and reading catalogs and input files."""
+
 import argparse
 import json
 import logging
@@ -37,8 +38,9 @@ def add_subcommands(parser):
 
 def add_command_group(commands, name, help, description):
     """A command that only groups others, as `local` groups `up` and `down`: its subparsers."""
-    group = commands.add_parser(name, help=help, description=description,
-                                formatter_class=HelpFormatter)
+    group = commands.add_parser(
+        name, help=help, description=description, formatter_class=HelpFormatter
+    )
     return add_subcommands(group)
 
 
@@ -53,14 +55,19 @@ def positive_integer(text):
 
 
 def default_project():
-    return (os.environ.get("PUBSUB_PROJECT_ID") or os.environ.get("GOOGLE_CLOUD_PROJECT")
-            or admin.DEFAULT_PROJECT)
+    return (
+        os.environ.get("PUBSUB_PROJECT_ID")
+        or os.environ.get("GOOGLE_CLOUD_PROJECT")
+        or admin.DEFAULT_PROJECT
+    )
 
 
 def add_table_arguments(parser):
-    parser.add_argument("--project", default=default_project(),
-                        help="project of the Bigtable instance "
-                             "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+    parser.add_argument(
+        "--project",
+        default=default_project(),
+        help="project of the Bigtable instance ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
+    )
     parser.add_argument("--instance", default=admin.DEFAULT_INSTANCE, help="Bigtable instance id")
     parser.add_argument("--table", default=admin.DEFAULT_TABLE, help="Bigtable table of profiles")
 

@@ -1,5 +1,6 @@
 """The Pub/Sub calls the commands share: checking a topic, reading a subscription until it
 is quiet (`dead-letter pull` and `replay`), and showing a message's payload on one line."""
+
 import time
 
 from google.api_core import exceptions as api_exceptions
@@ -15,9 +16,11 @@ PAYLOAD_PREVIEW_CHARS = 200
 
 def check_topic_exists(publisher, topic_path):
     try:
-        publisher.get_topic(topic=topic_path,
-                            retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
-                            timeout=PUBSUB_CALL_TIMEOUT_SECONDS)
+        publisher.get_topic(
+            topic=topic_path,
+            retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
+            timeout=PUBSUB_CALL_TIMEOUT_SECONDS,
+        )
     except api_exceptions.NotFound:
         raise CommandError(
             f"topic {topic_path} does not exist ({pubsub_endpoint()}). "
@@ -42,8 +45,9 @@ class SubscriptionReader:
                 ...
     """
 
-    def __init__(self, subscriber, subscription_path, wait, ack_repeats=False,
-                 stop_at_repeats=False):
+    def __init__(
+        self, subscriber, subscription_path, wait, ack_repeats=False, stop_at_repeats=False
+    ):
         self.subscriber = subscriber
         self.subscription_path = subscription_path
         self.wait = wait
@@ -92,10 +96,12 @@ class SubscriptionReader:
 
     def acknowledge(self, received_messages):
         if received_messages:
-            self.subscriber.acknowledge(request={
-                "subscription": self.subscription_path,
-                "ack_ids": [received.ack_id for received in received_messages],
-            })
+            self.subscriber.acknowledge(
+                request={
+                    "subscription": self.subscription_path,
+                    "ack_ids": [received.ack_id for received in received_messages],
+                }
+            )
 
     def hold(self, received_messages):
         """Leave the messages on the subscription: released when the reader is closed."""
@@ -104,11 +110,13 @@ class SubscriptionReader:
     def release(self, ack_ids):
         """Make the messages available again at once, instead of after their ack deadline."""
         for start in range(0, len(ack_ids), MAX_ACK_IDS_PER_CALL):
-            self.subscriber.modify_ack_deadline(request={
-                "subscription": self.subscription_path,
-                "ack_ids": ack_ids[start:start + MAX_ACK_IDS_PER_CALL],
-                "ack_deadline_seconds": 0,
-            })
+            self.subscriber.modify_ack_deadline(
+                request={
+                    "subscription": self.subscription_path,
+                    "ack_ids": ack_ids[start : start + MAX_ACK_IDS_PER_CALL],
+                    "ack_deadline_seconds": 0,
+                }
+            )
 
     def _pull(self, max_messages, seconds_left):
         """One pull from the subscription: the messages received, none if the call timed out."""

@@ -5,8 +5,8 @@ record of a person, one at a time. It folds each into the person's ProfileState
 (domain/merge.py), which makes the result a pure function of the set of records, and
 writes only what changed (domain/profile_writes.py; the layout: domain/profile_table.py).
 """
+
 import functools
-import typing
 
 import apache_beam as beam
 from apache_beam.coders import PickleCoder
@@ -34,8 +34,13 @@ class WriteProfiles(beam.PTransform):
         return (
             records
             | "KeyByPerson" >> key_by_person()
-            | "MergeIntoBigtable" >> beam.ParDo(_MergeIntoBigtableFn(
-                self.project, self.instance, self.table, self.policy, self.retention)))
+            | "MergeIntoBigtable"
+            >> beam.ParDo(
+                _MergeIntoBigtableFn(
+                    self.project, self.instance, self.table, self.policy, self.retention
+                )
+            )
+        )
 
 
 class ProfileUpdateCoder(beam.coders.Coder):
@@ -47,14 +52,24 @@ class ProfileUpdateCoder(beam.coders.Coder):
 
     def encode(self, update):
         return self._values.encode(
-            (update.dataset, update.kind, update.operation, tuple(update.order),
-             update.attributes, update.identities, update.event))
+            (
+                update.dataset,
+                update.kind,
+                update.operation,
+                tuple(update.order),
+                update.attributes,
+                update.identities,
+                update.event,
+            )
+        )
 
     def decode(self, encoded):
-        dataset, kind, operation, order, attributes, identities, event = \
-            self._values.decode(encoded)
-        return ProfileUpdate(dataset, kind, operation, merge.OrderKey(*order), attributes,
-                             identities, event)
+        dataset, kind, operation, order, attributes, identities, event = self._values.decode(
+            encoded
+        )
+        return ProfileUpdate(
+            dataset, kind, operation, merge.OrderKey(*order), attributes, identities, event
+        )
 
     def is_deterministic(self):
         return False  # dict values keep their order: fine for a value, not for a key
@@ -75,7 +90,7 @@ beam.coders.registry.register_coder(ProfileUpdate, ProfileUpdateCoder)
 def key_by_person():
     """The step that keys the records of profile-enabled datasets by person: the key's
     coder is bytes (deterministic, as the state's key must be), the value's ours."""
-    return beam.FlatMap(keyed_by_person).with_output_types(typing.Tuple[bytes, ProfileUpdate])
+    return beam.FlatMap(keyed_by_person).with_output_types(tuple[bytes, ProfileUpdate])
 
 
 def keyed_by_person(record):
@@ -98,8 +113,8 @@ class _MergeIntoBigtableFn(beam.DoFn):
 
     def _open_table(self):
         from google.cloud import bigtable
-        return bigtable.Client(project=self.project).instance(self.instance).table(
-            self.table_id)
+
+        return bigtable.Client(project=self.project).instance(self.instance).table(self.table_id)
 
     def start_bundle(self):
         self.pending = PendingRows(self.policy, self.retention)
@@ -133,11 +148,13 @@ class _MergeIntoBigtableFn(beam.DoFn):
         for batch in mutation_batches(self.pending.take()):
             failed = [s for s in self.table.mutate_rows(batch) if s.code != 0]
             if failed:  # the bundle is retried, state included
-                raise RuntimeError(f"{len(failed)} of {len(batch)} Bigtable row mutations "
-                                   f"failed, first: {failed[0].message}")
+                raise RuntimeError(
+                    f"{len(failed)} of {len(batch)} Bigtable row mutations "
+                    f"failed, first: {failed[0].message}"
+                )
         self.updates_unwritten = 0
 
 
-@functools.lru_cache(maxsize=None)  # one per operation; making a counter costs µs
+@functools.cache  # one per operation; making a counter costs µs
 def _profiles_counter(name):
     return Metrics.counter("profiles", name)

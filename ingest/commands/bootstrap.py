@@ -1,4 +1,5 @@
 """`ingest bootstrap`: create or update the Bigtable table of profiles for a catalog."""
+
 import datetime
 
 from google.cloud.bigtable import column_family as bigtable_column_family
@@ -36,8 +37,9 @@ def add_parser(commands):
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    bootstrap.add_argument("--catalog", required=True, metavar="FILE",
-                           help="dataset catalog, YAML or JSON")
+    bootstrap.add_argument(
+        "--catalog", required=True, metavar="FILE", help="dataset catalog, YAML or JSON"
+    )
     add_table_arguments(bootstrap)
     bootstrap.set_defaults(handler=bootstrap_table)
 
@@ -45,8 +47,13 @@ def add_parser(commands):
 def bootstrap_table(args):
     catalog = load_catalog(args.catalog)
     admin.check_emulator_host("BIGTABLE_EMULATOR_HOST")
-    logger.info("Bootstrapping table %s of instance %s in project %s (%s)",
-                args.table, args.instance, args.project, bigtable_endpoint())
+    logger.info(
+        "Bootstrapping table %s of instance %s in project %s (%s)",
+        args.table,
+        args.instance,
+        args.project,
+        bigtable_endpoint(),
+    )
     families = column_families(catalog)
     setup = admin.create_or_update_table(args.project, args.instance, args.table, families)
     print(f"Created table {setup.name}:" if setup.created else f"Table {setup.name} exists:")

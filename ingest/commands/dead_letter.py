@@ -1,4 +1,5 @@
 """`ingest dead-letter pull`: the messages the pipeline rejected, with the reasons it gave."""
+
 import argparse
 import json
 
@@ -29,8 +30,11 @@ PULL_DESCRIPTION = (
 
 def add_parser(commands):
     dead_letter_commands = add_command_group(
-        commands, "dead-letter", help="read the records the pipeline rejected",
-        description="Read the records the pipeline rejected, with the reasons it gave.")
+        commands,
+        "dead-letter",
+        help="read the records the pipeline rejected",
+        description="Read the records the pipeline rejected, with the reasons it gave.",
+    )
     pull = dead_letter_commands.add_parser(
         "pull",
         help="print dead-lettered messages: their error attributes and payload",
@@ -38,20 +42,36 @@ def add_parser(commands):
         epilog="example:\n  ingest dead-letter pull --subscription ingest-dead-letter-sub --max 20",
         formatter_class=HelpFormatter,
     )
-    pull.add_argument("--subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
-                      help="subscription name, or its full path projects/P/subscriptions/S")
-    pull.add_argument("--project", default=default_project(),
-                      help="project of a short subscription name "
-                           "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
+    pull.add_argument(
+        "--subscription",
+        default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+        help="subscription name, or its full path projects/P/subscriptions/S",
+    )
+    pull.add_argument(
+        "--project",
+        default=default_project(),
+        help="project of a short subscription name "
+        "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
+    )
     pull.add_argument("--max", type=int, default=100, help="stop after this many messages")
-    pull.add_argument("--wait", type=float, default=5.0,
-                      help="stop when no message has come for this many seconds")
-    pull.add_argument("--ack", action=argparse.BooleanOptionalAction, default=False,
-                      help="acknowledge (remove) the messages printed; "
-                           "with --no-ack they are released for redelivery")
-    pull.add_argument("--json", action="store_true",
-                      help="print each message as a JSON object (with the whole payload) "
-                           "on its own line")
+    pull.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        help="stop when no message has come for this many seconds",
+    )
+    pull.add_argument(
+        "--ack",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="acknowledge (remove) the messages printed; "
+        "with --no-ack they are released for redelivery",
+    )
+    pull.add_argument(
+        "--json",
+        action="store_true",
+        help="print each message as a JSON object (with the whole payload) on its own line",
+    )
     pull.set_defaults(handler=pull_dead_letters)
 
 
@@ -67,8 +87,9 @@ def pull_dead_letters(args):
 
     with pubsub_v1.SubscriberClient() as subscriber:
         # Without --ack, a message held past its ack deadline comes again: the reader gives it once.
-        with SubscriptionReader(subscriber, subscription_path, args.wait,
-                                ack_repeats=args.ack) as reader:
+        with SubscriptionReader(
+            subscriber, subscription_path, args.wait, ack_repeats=args.ack
+        ) as reader:
             for received_messages in reader.batches(remaining):
                 for received in received_messages:
                     print(line_of(received.message))
@@ -81,11 +102,15 @@ def pull_dead_letters(args):
     if not shown:
         logger.info("No message came from %s within %s s.", subscription_path, args.wait)
     elif args.ack:
-        logger.info("%s from %s, acknowledged (removed).",
-                    count(shown, "message"), subscription_path)
+        logger.info(
+            "%s from %s, acknowledged (removed).", count(shown, "message"), subscription_path
+        )
     else:
-        logger.info("%s from %s, left on the subscription (--ack removes them).",
-                    count(shown, "message"), subscription_path)
+        logger.info(
+            "%s from %s, left on the subscription (--ack removes them).",
+            count(shown, "message"),
+            subscription_path,
+        )
     return 0
 
 
@@ -104,9 +129,12 @@ def _message_as_line(message):
 
 
 def _message_as_json(message):
-    return json.dumps({
-        "message_id": message.message_id,
-        "publish_time": message.publish_time.isoformat(),
-        "attributes": _ordered_attributes(message.attributes),
-        "payload": message.data.decode("utf-8", errors="replace"),
-    }, ensure_ascii=False)
+    return json.dumps(
+        {
+            "message_id": message.message_id,
+            "publish_time": message.publish_time.isoformat(),
+            "attributes": _ordered_attributes(message.attributes),
+            "payload": message.data.decode("utf-8", errors="replace"),
+        },
+        ensure_ascii=False,
+    )

@@ -1,4 +1,5 @@
 """`ingest profile get`: the merged profile an identity belongs to, from Bigtable."""
+
 import json
 import sys
 
@@ -26,8 +27,11 @@ GET_DESCRIPTION = (
 
 def add_parser(commands):
     profile_commands = add_command_group(
-        commands, "profile", help="read merged profiles from Bigtable",
-        description="Read the merged profiles the pipeline keeps in Bigtable.")
+        commands,
+        "profile",
+        help="read merged profiles from Bigtable",
+        description="Read the merged profiles the pipeline keeps in Bigtable.",
+    )
     get = profile_commands.add_parser(
         "get",
         help="print the merged profile an identity belongs to, as JSON",
@@ -35,12 +39,19 @@ def add_parser(commands):
         epilog="example:\n  ingest profile get --namespace Email --id ada@example.com --events 5",
         formatter_class=HelpFormatter,
     )
-    get.add_argument("--namespace", required=True,
-                     help="identity namespace, as in identityMap (Email, ECID, ...)")
+    get.add_argument(
+        "--namespace",
+        required=True,
+        help="identity namespace, as in identityMap (Email, ECID, ...)",
+    )
     get.add_argument("--id", required=True, help="the identity's id in that namespace")
     add_table_arguments(get)
-    get.add_argument("--events", type=positive_integer, default=20,
-                     help="show at most this many events, newest first")
+    get.add_argument(
+        "--events",
+        type=positive_integer,
+        default=20,
+        help="show at most this many events, newest first",
+    )
     get.set_defaults(handler=get_profile)
 
 
@@ -55,8 +66,11 @@ def get_profile(args):
             "`ingest bootstrap --catalog FILE` creates it"
         ) from None
     if profile is None:
-        print(f"No profile has identity {args.namespace} {args.id!r} in table {table.name} "
-              f"({bigtable_endpoint()}).", file=sys.stderr)
+        print(
+            f"No profile has identity {args.namespace} {args.id!r} in table {table.name} "
+            f"({bigtable_endpoint()}).",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(profile, indent=2, ensure_ascii=False))
     return 0

@@ -1,4 +1,5 @@
 """`ingest publish`: JSON Lines files, byte for byte, or generated test traffic, to a topic."""
+
 import argparse
 import dataclasses
 import os
@@ -50,7 +51,8 @@ EPILOG = (
 )
 GENERATED_DESCRIPTION = (
     "Instead of files. An invalid message fails in the pipeline with one of the error classes\n"
-    + textwrap.fill(", ".join(generate.INVALID_CLASSES) + ".", width=90) + "\n"
+    + textwrap.fill(", ".join(generate.INVALID_CLASSES) + ".", width=90)
+    + "\n"
     "A duplicate is a byte-identical copy of a recent message, as a retry or a redelivery is."
 )
 
@@ -63,47 +65,85 @@ def add_parser(commands):
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    publish.add_argument("files", nargs="*", metavar="FILE",
-                         help="JSON Lines file; - reads standard input")
-    publish.add_argument("--topic", required=True,
-                         help="topic name, or its full path projects/P/topics/T")
-    publish.add_argument("--project", default=default_project(),
-                         help="project of a short topic name "
-                              "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
-    publish.add_argument("--dataset",
-                         help="value of the message attribute `dataset` "
-                              "(overrides --attribute dataset=...)")
-    publish.add_argument("--attribute", action="append", type=_parse_attribute, default=[],
-                         metavar="KEY=VALUE",
-                         help="message attribute to set on every message; repeatable")
-    publish.add_argument("--rate", type=_non_negative_number, default=0, metavar="R",
-                         help=f"messages per second, steadily; 0 publishes as fast as it can, "
-                              f"with at most {MAX_MESSAGES_IN_FLIGHT} unconfirmed at a time")
+    publish.add_argument(
+        "files", nargs="*", metavar="FILE", help="JSON Lines file; - reads standard input"
+    )
+    publish.add_argument(
+        "--topic", required=True, help="topic name, or its full path projects/P/topics/T"
+    )
+    publish.add_argument(
+        "--project",
+        default=default_project(),
+        help="project of a short topic name ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
+    )
+    publish.add_argument(
+        "--dataset",
+        help="value of the message attribute `dataset` (overrides --attribute dataset=...)",
+    )
+    publish.add_argument(
+        "--attribute",
+        action="append",
+        type=_parse_attribute,
+        default=[],
+        metavar="KEY=VALUE",
+        help="message attribute to set on every message; repeatable",
+    )
+    publish.add_argument(
+        "--rate",
+        type=_non_negative_number,
+        default=0,
+        metavar="R",
+        help=f"messages per second, steadily; 0 publishes as fast as it can, "
+        f"with at most {MAX_MESSAGES_IN_FLIGHT} unconfirmed at a time",
+    )
 
     generated = publish.add_argument_group("generated messages", GENERATED_DESCRIPTION)
-    generated.add_argument("--generate", type=positive_integer, metavar="N",
-                           help="publish N generated messages")
-    generated.add_argument("--seed", type=int,
-                           help="seed of the generator, for a reproducible stream "
-                                "(default: a random one, shown in the summary)")
-    generated.add_argument("--people", type=positive_integer, default=generate.DEFAULT_PEOPLE,
-                           metavar="K",
-                           help="distinct persons, each with a stable Email and ECID "
-                                "(the same in every run)")
-    generated.add_argument("--profile-share", type=_share,
-                           default=generate.DEFAULT_PROFILE_SHARE, metavar="S",
-                           help="share of records that are crm-profiles records; the rest are "
-                                "events (web-events, and one in ten web-events-archive)")
-    generated.add_argument("--invalid-share", type=_share,
-                           default=generate.DEFAULT_INVALID_SHARE, metavar="S",
-                           help="share of messages that are invalid")
-    generated.add_argument("--duplicate-share", type=_share,
-                           default=generate.DEFAULT_DUPLICATE_SHARE, metavar="S",
-                           help="share of messages that repeat a recent one")
-    generated.add_argument("--out-of-order-seconds", type=_non_negative_number,
-                           default=generate.DEFAULT_OUT_OF_ORDER_SECONDS, metavar="SECONDS",
-                           help="each record's time (an event's timestamp, a profile's "
-                                "_repo.modifyDate) is now less a random delay of up to this")
+    generated.add_argument(
+        "--generate", type=positive_integer, metavar="N", help="publish N generated messages"
+    )
+    generated.add_argument(
+        "--seed",
+        type=int,
+        help="seed of the generator, for a reproducible stream "
+        "(default: a random one, shown in the summary)",
+    )
+    generated.add_argument(
+        "--people",
+        type=positive_integer,
+        default=generate.DEFAULT_PEOPLE,
+        metavar="K",
+        help="distinct persons, each with a stable Email and ECID (the same in every run)",
+    )
+    generated.add_argument(
+        "--profile-share",
+        type=_share,
+        default=generate.DEFAULT_PROFILE_SHARE,
+        metavar="S",
+        help="share of records that are crm-profiles records; the rest are "
+        "events (web-events, and one in ten web-events-archive)",
+    )
+    generated.add_argument(
+        "--invalid-share",
+        type=_share,
+        default=generate.DEFAULT_INVALID_SHARE,
+        metavar="S",
+        help="share of messages that are invalid",
+    )
+    generated.add_argument(
+        "--duplicate-share",
+        type=_share,
+        default=generate.DEFAULT_DUPLICATE_SHARE,
+        metavar="S",
+        help="share of messages that repeat a recent one",
+    )
+    generated.add_argument(
+        "--out-of-order-seconds",
+        type=_non_negative_number,
+        default=generate.DEFAULT_OUT_OF_ORDER_SECONDS,
+        metavar="SECONDS",
+        help="each record's time (an event's timestamp, a profile's "
+        "_repo.modifyDate) is now less a random delay of up to this",
+    )
     publish.set_defaults(handler=publish_messages)
 
 
@@ -133,8 +173,9 @@ def _share(text):
 
 def publish_messages(args):
     if bool(args.files) == (args.generate is not None):
-        raise UsageError("give either FILE... or --generate N"
-                         + (", not both" if args.files else ""))
+        raise UsageError(
+            "give either FILE... or --generate N" + (", not both" if args.files else "")
+        )
     topic_path = resource_path(args.topic, args.project, "topics")
     attributes = dict(args.attribute)
     if args.dataset is not None:
@@ -148,14 +189,19 @@ def publish_messages(args):
     else:
         try:
             source = generate.RecordGenerator(
-                seed=args.seed, people=args.people, profile_share=args.profile_share,
-                invalid_share=args.invalid_share, duplicate_share=args.duplicate_share,
+                seed=args.seed,
+                people=args.people,
+                profile_share=args.profile_share,
+                invalid_share=args.invalid_share,
+                duplicate_share=args.duplicate_share,
                 out_of_order_seconds=args.out_of_order_seconds,
             )
         except ValueError as error:
             raise UsageError(str(error)) from None
-        messages = ((f"generated message {number}", message.payload)
-                    for number, message in enumerate(source.messages(args.generate), start=1))
+        messages = (
+            (f"generated message {number}", message.payload)
+            for number, message in enumerate(source.messages(args.generate), start=1)
+        )
         total = args.generate
     admin.check_emulator_host("PUBSUB_EMULATOR_HOST")
 
@@ -163,21 +209,30 @@ def publish_messages(args):
 
     summary = f"Published {count(outcome.published, 'message')} to {topic_path}"
     if attributes:
-        summary += " with attributes " + " ".join(f"{key}={quoted(value)}"
-                                                  for key, value in attributes.items())
+        summary += " with attributes " + " ".join(
+            f"{key}={quoted(value)}" for key, value in attributes.items()
+        )
     if isinstance(source, FileLines) and source.skipped:
         summary += f" ({count(source.skipped, 'blank line')} skipped)"
-    print(f"{summary}, {outcome.failed} failed, in {outcome.elapsed_seconds:.1f} s "
-          f"({outcome.published / max(outcome.elapsed_seconds, 1e-9):,.0f} messages/s).")
+    print(
+        f"{summary}, {outcome.failed} failed, in {outcome.elapsed_seconds:.1f} s "
+        f"({outcome.published / max(outcome.elapsed_seconds, 1e-9):,.0f} messages/s)."
+    )
     if isinstance(source, generate.RecordGenerator):
-        by_class = ", ".join(f"{name} {number}"
-                             for name, number in sorted(source.invalid_classes.items()))
-        print(f"Generated with seed {source.seed}: {source.counts['valid']} valid, "
-              f"{source.counts['invalid']} invalid{f' ({by_class})' if by_class else ''}, "
-              f"{count(source.counts['duplicate'], 'duplicate')}.")
+        by_class = ", ".join(
+            f"{name} {number}" for name, number in sorted(source.invalid_classes.items())
+        )
+        print(
+            f"Generated with seed {source.seed}: {source.counts['valid']} valid, "
+            f"{source.counts['invalid']} invalid{f' ({by_class})' if by_class else ''}, "
+            f"{count(source.counts['duplicate'], 'duplicate')}."
+        )
     if outcome.failed:
-        print(f"error: {count(outcome.failed, 'message')} failed to publish; the first error: "
-              f"{outcome.first_error}", file=sys.stderr)
+        print(
+            f"error: {count(outcome.failed, 'message')} failed to publish; the first error: "
+            f"{outcome.first_error}",
+            file=sys.stderr,
+        )
     if outcome.interrupted:
         print("Interrupted: stopped publishing.", file=sys.stderr)
         return 130
@@ -235,8 +290,12 @@ def publish_all(topic_path, messages, attributes, rate=0, total=None):
 
     with pubsub_v1.PublisherClient() as publisher:
         check_topic_exists(publisher, topic_path)
-        logger.info("Publishing to %s (%s)%s", topic_path, pubsub_endpoint(),
-                    f" at {rate:g} messages/s" if rate else "")
+        logger.info(
+            "Publishing to %s (%s)%s",
+            topic_path,
+            pubsub_endpoint(),
+            f" at {rate:g} messages/s" if rate else "",
+        )
         publish_retry = retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS)
         started_at = time.monotonic()
         progress = ProgressLine(started_at, total)
@@ -244,15 +303,19 @@ def publish_all(topic_path, messages, attributes, rate=0, total=None):
             for number, (location, message) in enumerate(messages, start=1):
                 try:
                     future = publisher.publish(
-                        topic_path, message, retry=publish_retry,
-                        timeout=PUBSUB_CALL_TIMEOUT_SECONDS, **attributes,
+                        topic_path,
+                        message,
+                        retry=publish_retry,
+                        timeout=PUBSUB_CALL_TIMEOUT_SECONDS,
+                        **attributes,
                     )
                     in_flight.append((location, future))
                 except Exception as error:  # e.g. a line over Pub/Sub's 10 MB limit
                     count_failure(location, error)
                 # Confirmed messages are counted as they come, so that the progress line keeps up.
-                while in_flight and (len(in_flight) >= MAX_MESSAGES_IN_FLIGHT
-                                     or in_flight[0][1].done()):
+                while in_flight and (
+                    len(in_flight) >= MAX_MESSAGES_IN_FLIGHT or in_flight[0][1].done()
+                ):
                     wait_for_oldest()
                 progress.show(outcome)
                 if rate:
@@ -287,8 +350,10 @@ class ProgressLine:
             return
         self.next_at = now + self.every_seconds
         published = f"{outcome.published:,}" + (f" of {self.total:,}" if self.total else "")
-        text = (f"published {published}, failed {outcome.failed:,}, "
-                f"{outcome.published / (now - self.started_at):,.0f} messages/s")
+        text = (
+            f"published {published}, failed {outcome.failed:,}, "
+            f"{outcome.published / (now - self.started_at):,.0f} messages/s"
+        )
         if self.on_terminal:
             self.stream.write(f"\r{text}\x1b[K")  # \x1b[K clears what a longer line left
             self.stream.flush()

@@ -1,5 +1,6 @@
 """`ingest replay`: dead letters republished to the input topic after a fix, each acknowledged
 only once its copy is published."""
+
 import datetime
 import sys
 from collections import Counter
@@ -53,25 +54,49 @@ def add_parser(commands):
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    replay.add_argument("--subscription", default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
-                        help="dead-letter subscription name, "
-                             "or its full path projects/P/subscriptions/S")
-    replay.add_argument("--topic", default=admin.DEFAULT_TOPIC,
-                        help="input topic to republish to: a name, "
-                             "or its full path projects/P/topics/T")
-    replay.add_argument("--project", default=default_project(),
-                        help="project of short names "
-                             "($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)")
-    replay.add_argument("--error-class", action="extend", nargs="+", default=[], metavar="CLASS",
-                        help="replay only dead letters with one of these error classes; repeatable")
-    replay.add_argument("--dataset", action="extend", nargs="+", default=[], metavar="DATASET",
-                        help="replay only dead letters with one of these error_dataset values; "
-                             "repeatable")
+    replay.add_argument(
+        "--subscription",
+        default=admin.DEFAULT_DEAD_LETTER_SUBSCRIPTION,
+        help="dead-letter subscription name, or its full path projects/P/subscriptions/S",
+    )
+    replay.add_argument(
+        "--topic",
+        default=admin.DEFAULT_TOPIC,
+        help="input topic to republish to: a name, or its full path projects/P/topics/T",
+    )
+    replay.add_argument(
+        "--project",
+        default=default_project(),
+        help="project of short names ($PUBSUB_PROJECT_ID, else $GOOGLE_CLOUD_PROJECT)",
+    )
+    replay.add_argument(
+        "--error-class",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="CLASS",
+        help="replay only dead letters with one of these error classes; repeatable",
+    )
+    replay.add_argument(
+        "--dataset",
+        action="extend",
+        nargs="+",
+        default=[],
+        metavar="DATASET",
+        help="replay only dead letters with one of these error_dataset values; repeatable",
+    )
     replay.add_argument("--max", type=positive_integer, help="stop after replaying this many")
-    replay.add_argument("--wait", type=float, default=5.0,
-                        help="stop when no new dead letter has come for this many seconds")
-    replay.add_argument("--dry-run", action="store_true",
-                        help="print what would be replayed; publish nothing, acknowledge nothing")
+    replay.add_argument(
+        "--wait",
+        type=float,
+        default=5.0,
+        help="stop when no new dead letter has come for this many seconds",
+    )
+    replay.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what would be replayed; publish nothing, acknowledge nothing",
+    )
     replay.set_defaults(handler=replay_dead_letters)
 
 
@@ -87,11 +112,17 @@ def replay_dead_letters(args):
 
     with pubsub_v1.PublisherClient() as publisher, pubsub_v1.SubscriberClient() as subscriber:
         check_topic_exists(publisher, topic_path)
-        logger.info("Replaying dead letters from %s to %s (%s)%s", subscription_path, topic_path,
-                    pubsub_endpoint(), ", dry run" if args.dry_run else "")
+        logger.info(
+            "Replaying dead letters from %s to %s (%s)%s",
+            subscription_path,
+            topic_path,
+            pubsub_endpoint(),
+            ", dry run" if args.dry_run else "",
+        )
         # Dead letters not replayed are held, and released when done, so that they stay.
-        with SubscriptionReader(subscriber, subscription_path, args.wait,
-                                stop_at_repeats=True) as reader:
+        with SubscriptionReader(
+            subscriber, subscription_path, args.wait, stop_at_repeats=True
+        ) as reader:
 
             def leave(received):
                 reader.hold([received])
@@ -110,42 +141,59 @@ def replay_dead_letters(args):
                         leave(received)
                 if args.dry_run:
                     for received in chosen:
-                        print(f"would replay {received.message.message_id} "
-                              f"{_reason_and_payload(received.message)}")
+                        print(
+                            f"would replay {received.message.message_id} "
+                            f"{_reason_and_payload(received.message)}"
+                        )
                     reader.hold(chosen)
                     replayed += len(chosen)
                 else:
                     published, failed = _republish(publisher, topic_path, chosen)
                     for received, new_message_id in published:
-                        print(f"replayed {received.message.message_id} as {new_message_id} "
-                              f"{_reason_and_payload(received.message)}")
+                        print(
+                            f"replayed {received.message.message_id} as {new_message_id} "
+                            f"{_reason_and_payload(received.message)}"
+                        )
                     reader.acknowledge([received for received, _ in published])
                     replayed += len(published)
                     for received, error in failed:
                         leave(received)
                         failures.append(f"{received.message.message_id}: {error!r}")
-                logger.info("%s so far: %d %s, %d left",
-                            count(len(reader.seen_message_ids), "dead letter"), replayed,
-                            "to replay" if args.dry_run else "replayed",
-                            sum(left_by_class.values()))
+                logger.info(
+                    "%s so far: %d %s, %d left",
+                    count(len(reader.seen_message_ids), "dead letter"),
+                    replayed,
+                    "to replay" if args.dry_run else "replayed",
+                    sum(left_by_class.values()),
+                )
 
     dead_letters = count(len(reader.seen_message_ids), "dead letter")
     left = sum(left_by_class.values())
-    by_class = ", ".join(f"{error_class} {number}"
-                         for error_class, number in sorted(left_by_class.items()))
+    by_class = ", ".join(
+        f"{error_class} {number}" for error_class, number in sorted(left_by_class.items())
+    )
     left_text = f"{left} left: {by_class}" if left else "0 left"
     if args.dry_run:
-        logger.info("Dry run: would replay %d of %s (%s); nothing was published or acknowledged.",
-                    replayed, dead_letters, left_text)
+        logger.info(
+            "Dry run: would replay %d of %s (%s); nothing was published or acknowledged.",
+            replayed,
+            dead_letters,
+            left_text,
+        )
     else:
         logger.info("Replayed %d of %s to %s (%s).", replayed, dead_letters, topic_path, left_text)
     if newer_count:
-        logger.info("Left alone %s published after the replay began "
-                    "(a replayed message that failed again would be one).",
-                    count(newer_count, "dead letter"))
+        logger.info(
+            "Left alone %s published after the replay began "
+            "(a replayed message that failed again would be one).",
+            count(newer_count, "dead letter"),
+        )
     if failures:
-        print(f"error: {count(len(failures), 'dead letter')} could not be republished and stay on "
-              f"{subscription_path}; the first error: {failures[0]}", file=sys.stderr)
+        print(
+            f"error: {count(len(failures), 'dead letter')} could not be republished and stay on "
+            f"{subscription_path}; the first error: {failures[0]}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 
@@ -168,7 +216,8 @@ def _republish(publisher, topic_path, dead_letters):
     for received in dead_letters:
         try:
             future = publisher.publish(
-                topic_path, received.message.data,
+                topic_path,
+                received.message.data,
                 retry=retry.Retry(timeout=PUBSUB_CALL_TIMEOUT_SECONDS),
                 timeout=PUBSUB_CALL_TIMEOUT_SECONDS,
                 **without_error_attributes(received.message.attributes),
@@ -188,6 +237,8 @@ def _republish(publisher, topic_path, dead_letters):
 
 
 def _reason_and_payload(message):
-    reason = " ".join(f"{name}={quoted(message.attributes.get(name, ''))}"
-                      for name in ("error_class", "error_dataset"))
+    reason = " ".join(
+        f"{name}={quoted(message.attributes.get(name, ''))}"
+        for name in ("error_class", "error_dataset")
+    )
     return f"{reason} payload={payload_preview(message.data)}"

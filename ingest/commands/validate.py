@@ -1,4 +1,5 @@
 """`ingest validate`: records checked offline with the pipeline's own parser and a catalog."""
+
 import dataclasses
 import io
 import json
@@ -42,17 +43,27 @@ def add_parser(commands):
         epilog=EPILOG,
         formatter_class=HelpFormatter,
     )
-    validate.add_argument("files", nargs="+", metavar="FILE",
-                          help="JSON or JSON Lines file; - reads standard input")
-    validate.add_argument("--catalog", required=True, help="dataset catalog, YAML or JSON, local or gs://")
-    validate.add_argument("--dataset",
-                          help="dataset of bare records, "
-                               "as the message attribute `dataset` gives it")
-    validate.add_argument("--max-errors", type=positive_integer, default=MAX_ERRORS_PER_RECORD,
-                          help="schema violations to show per record (the dead letter shows "
-                               f"{MAX_ERRORS_PER_RECORD})")
-    validate.add_argument("--json", action="store_true",
-                          help="print each record's result as a JSON object on its own line")
+    validate.add_argument(
+        "files", nargs="+", metavar="FILE", help="JSON or JSON Lines file; - reads standard input"
+    )
+    validate.add_argument(
+        "--catalog", required=True, help="dataset catalog, YAML or JSON, local or gs://"
+    )
+    validate.add_argument(
+        "--dataset", help="dataset of bare records, as the message attribute `dataset` gives it"
+    )
+    validate.add_argument(
+        "--max-errors",
+        type=positive_integer,
+        default=MAX_ERRORS_PER_RECORD,
+        help="schema violations to show per record (the dead letter shows "
+        f"{MAX_ERRORS_PER_RECORD})",
+    )
+    validate.add_argument(
+        "--json",
+        action="store_true",
+        help="print each record's result as a JSON object on its own line",
+    )
     validate.set_defaults(handler=validate_files)
 
 
@@ -68,8 +79,9 @@ def validate_files(args):
     for path in args.files:
         for source, payload in _records_in_file(path):
             result = _validation_result(parser, source, payload, attributes)
-            print(json.dumps(result, ensure_ascii=False) if args.json
-                  else _validation_as_text(result))
+            print(
+                json.dumps(result, ensure_ascii=False) if args.json else _validation_as_text(result)
+            )
             if result["valid"]:
                 valid += 1
             else:
@@ -92,9 +104,11 @@ def _records_in_file(path):
         # Not one JSON document (UnicodeDecodeError is a ValueError): JSON Lines.
         return _json_lines(name, content)
     if isinstance(document, list):
-        return [(f"{name}[{index}]", json.dumps(element).encode("utf-8"))
-                for index, element in enumerate(document)]
-    first_line = content[:len(content) - len(content.lstrip())].count(b"\n") + 1
+        return [
+            (f"{name}[{index}]", json.dumps(element).encode("utf-8"))
+            for index, element in enumerate(document)
+        ]
+    first_line = content[: len(content) - len(content.lstrip())].count(b"\n") + 1
     return [(f"{name}:{first_line}", content)]
 
 
@@ -120,10 +134,22 @@ def _validation_result(parser, source, payload, attributes):
             "errors": [dataclasses.asdict(violation) for violation in error.violations],
         }
     except Exception as error:  # the pipeline dead-letters these as `internal`: so do we
-        return {"source": source, "valid": False, "dataset": None, "error_class": "internal",
-                "message": repr(error), "errors": []}
-    return {"source": source, "valid": True, "dataset": record.dataset, "error_class": None,
-            "message": None, "errors": []}
+        return {
+            "source": source,
+            "valid": False,
+            "dataset": None,
+            "error_class": "internal",
+            "message": repr(error),
+            "errors": [],
+        }
+    return {
+        "source": source,
+        "valid": True,
+        "dataset": record.dataset,
+        "error_class": None,
+        "message": None,
+        "errors": [],
+    }
 
 
 def _validation_as_text(result):
@@ -131,6 +157,7 @@ def _validation_as_text(result):
         return f"{result['source']} ok {result['dataset']}"
     lines = [f"{result['source']} invalid {result['error_class']}: {result['message']}"]
     for violation in result["errors"]:
-        lines.append(f"    {violation['pointer'] or '/'}  {violation['keyword']}  "
-                     f"{violation['message']}")
+        lines.append(
+            f"    {violation['pointer'] or '/'}  {violation['keyword']}  {violation['message']}"
+        )
     return "\n".join(lines)

@@ -1,5 +1,6 @@
 """The emulators as Docker containers, through testcontainers: the way when the Google
 Cloud CLI's emulators are not installed but a Docker engine answers."""
+
 import logging
 import shutil
 import subprocess
@@ -20,7 +21,9 @@ def docker_is_available():
     try:
         result = subprocess.run(
             ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True, timeout=20, check=False,
+            capture_output=True,
+            timeout=20,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -47,8 +50,10 @@ def start_containers(state_dir, ports, timeout):
     started_at = time.monotonic()
     containers = []
     emulators = {}
-    logger.info("Starting the emulators in %s (the first pull of this large image takes minutes).",
-                DOCKER_IMAGE)
+    logger.info(
+        "Starting the emulators in %s (the first pull of this large image takes minutes).",
+        DOCKER_IMAGE,
+    )
     try:
         for name, spec in SPECS.items():
             container = DockerContainer(DOCKER_IMAGE, command=spec.container_command)
@@ -67,7 +72,9 @@ def start_containers(state_dir, ports, timeout):
             _wait_for_port(emulator, deadline)
             logger.info(
                 "%s is up on %s (container %s) after %.1f s.",
-                spec.title, emulator.address, emulator.container_id[:12],
+                spec.title,
+                emulator.address,
+                emulator.container_id[:12],
                 time.monotonic() - started_at,
             )
         stack = Stack.of(state_dir, emulators)
@@ -97,7 +104,8 @@ def _wait_for_container_log(container, spec, deadline, timeout):
             raise LocalStackError(f"The {spec.title} container exited before it was ready. {tail}")
         if time.monotonic() > deadline:
             raise LocalStackError(
-                f"The {spec.title} container was not ready after {timeout} s. {tail}")
+                f"The {spec.title} container was not ready after {timeout} s. {tail}"
+            )
         time.sleep(0.5)
 
 
@@ -115,7 +123,10 @@ def container_is_running(container_id):
     try:
         result = subprocess.run(
             ["docker", "inspect", "--format", "{{.State.Running}}", container_id],
-            capture_output=True, text=True, timeout=20, check=False,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return False
@@ -126,8 +137,9 @@ def remove_container(container_id):
     """Stop and remove a container; True if it was running."""
     was_running = container_is_running(container_id)
     try:
-        subprocess.run(["docker", "rm", "--force", container_id],
-                       capture_output=True, timeout=60, check=False)
+        subprocess.run(
+            ["docker", "rm", "--force", container_id], capture_output=True, timeout=60, check=False
+        )
     except (OSError, subprocess.TimeoutExpired) as error:
         raise LocalStackError(f"Could not remove container {container_id}: {error}") from error
     return was_running

@@ -1,5 +1,6 @@
 """The local stack's parts: the two emulators, how each is run, and stack.json, the record of
 what was started, so that a later `stop` (in another process) can end it."""
+
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path

@@ -12,6 +12,7 @@ records and experience events as envelope messages, for `ingest publish --genera
 - Reproducible: the same seed and the same clock give the same messages, byte for byte.
   On the wall clock (the default) only the record times differ from run to run.
 """
+
 import dataclasses
 import datetime
 import functools
@@ -120,11 +121,12 @@ def person(number):
         first_name=first_name,
         last_name=last_name,
         email=f"{first_name}.{last_name}.{number}@example.com".lower(),
-        ecid=str(chance.randrange(10 ** 37, 10 ** 38)),
+        ecid=str(chance.randrange(10**37, 10**38)),
         crm_id=f"CRM-{number:07d}",
-        phone=f"+4477009{chance.randrange(10 ** 5):05d}",
-        birth_date=(datetime.date(1950, 1, 1)
-                    + datetime.timedelta(days=chance.randrange(20_000))).isoformat(),
+        phone=f"+4477009{chance.randrange(10**5):05d}",
+        birth_date=(
+            datetime.date(1950, 1, 1) + datetime.timedelta(days=chance.randrange(20_000))
+        ).isoformat(),
         gender=chance.choice(GENDERS),
         home=chance.choice(CITIES),
         device=chance.choice(DEVICES),
@@ -137,23 +139,32 @@ class RecordGenerator:
     """Makes GeneratedMessages; `counts` tells how many of each kind it has made so far:
     `valid`, `invalid` and `duplicate`, and `invalid_classes` the invalid ones by class."""
 
-    def __init__(self, seed=None, people=DEFAULT_PEOPLE, profile_share=DEFAULT_PROFILE_SHARE,
-                 invalid_share=DEFAULT_INVALID_SHARE,
-                 out_of_order_seconds=DEFAULT_OUT_OF_ORDER_SECONDS,
-                 duplicate_share=DEFAULT_DUPLICATE_SHARE, clock=None):
+    def __init__(
+        self,
+        seed=None,
+        people=DEFAULT_PEOPLE,
+        profile_share=DEFAULT_PROFILE_SHARE,
+        invalid_share=DEFAULT_INVALID_SHARE,
+        out_of_order_seconds=DEFAULT_OUT_OF_ORDER_SECONDS,
+        duplicate_share=DEFAULT_DUPLICATE_SHARE,
+        clock=None,
+    ):
         """profile_share is the share of records that are profile records (the rest are
         events); invalid_share and duplicate_share are shares of all messages."""
         if people < 1:
             raise ValueError(f"people must be at least 1, not {people}")
-        for name, share in [("profile share", profile_share), ("invalid share", invalid_share),
-                            ("duplicate share", duplicate_share)]:
+        for name, share in [
+            ("profile share", profile_share),
+            ("invalid share", invalid_share),
+            ("duplicate share", duplicate_share),
+        ]:
             if not 0 <= share <= 1:
                 raise ValueError(f"the {name} must be between 0 and 1, not {share}")
         if invalid_share + duplicate_share > 1:
             raise ValueError("the invalid and duplicate shares add up to more than 1")
         if out_of_order_seconds < 0:
             raise ValueError(f"out-of-order seconds cannot be negative: {out_of_order_seconds}")
-        self.seed = random.randrange(2 ** 32) if seed is None else seed
+        self.seed = random.randrange(2**32) if seed is None else seed
         self.people = people
         self.profile_share = profile_share
         self.invalid_share = invalid_share
@@ -223,8 +234,9 @@ class RecordGenerator:
 
     def _profile_record(self, someone):
         identities = {
-            "Email": [{"id": someone.email, "authenticatedState": "authenticated",
-                       "primary": True}],
+            "Email": [
+                {"id": someone.email, "authenticatedState": "authenticated", "primary": True}
+            ],
             "ECID": [{"id": someone.ecid, "authenticatedState": "ambiguous"}],
         }
         if self.random.random() < 0.5:
@@ -233,25 +245,36 @@ class RecordGenerator:
         # Like a CRM's change feed: each record carries a few groups of attributes, not all.
         groups = {
             "person": {
-                "name": {"firstName": someone.first_name, "lastName": someone.last_name,
-                         "fullName": f"{someone.first_name} {someone.last_name}"},
+                "name": {
+                    "firstName": someone.first_name,
+                    "lastName": someone.last_name,
+                    "fullName": f"{someone.first_name} {someone.last_name}",
+                },
                 "birthDate": someone.birth_date,
                 "gender": someone.gender,
             },
             "personalEmail": {"address": someone.email, "primary": True},
             "mobilePhone": {"number": someone.phone},
-            "homeAddress": {"city": city, "country": country, "countryCode": country_code,
-                            "postalCode": postal_code},
-            "loyalty": {"tier": self.random.choice(LOYALTY_TIERS),
-                        "points": self.random.randrange(10_000),
-                        "joinDate": _rfc3339(someone.customer_since)},
+            "homeAddress": {
+                "city": city,
+                "country": country,
+                "countryCode": country_code,
+                "postalCode": postal_code,
+            },
+            "loyalty": {
+                "tier": self.random.choice(LOYALTY_TIERS),
+                "points": self.random.randrange(10_000),
+                "joinDate": _rfc3339(someone.customer_since),
+            },
             "consents": {"marketing": {"email": {"val": self.random.choice("yn")}}},
         }
         chosen = [name for name in groups if self.random.random() < 0.5] or ["loyalty"]
         record = {"_id": self._new_id(), "identityMap": identities}
         record.update((name, groups[name]) for name in chosen)
-        record["_repo"] = {"createDate": _rfc3339(someone.customer_since),
-                           "modifyDate": self._record_time()}
+        record["_repo"] = {
+            "createDate": _rfc3339(someone.customer_since),
+            "modifyDate": self._record_time(),
+        }
         return record
 
     def _event(self, someone):
@@ -260,8 +283,9 @@ class RecordGenerator:
         if self.random.random() < SIGNED_IN_SHARE:
             identities = {
                 "ECID": [ecid],
-                "Email": [{"id": someone.email, "authenticatedState": "authenticated",
-                           "primary": True}],
+                "Email": [
+                    {"id": someone.email, "authenticatedState": "authenticated", "primary": True}
+                ],
             }
         else:
             identities = {"ECID": [dict(ecid, primary=True)]}
@@ -275,8 +299,9 @@ class RecordGenerator:
             event.update(self._commerce(event_type, someone))
         else:
             name, path, section = self.random.choice(PAGES)
-            event["web"] = {"webPageDetails": {"name": name, "URL": SITE + path,
-                                               "siteSection": section}}
+            event["web"] = {
+                "webPageDetails": {"name": name, "URL": SITE + path, "siteSection": section}
+            }
         if self.random.random() < REFERRER_SHARE:
             event["web"]["webReferrer"] = {"URL": self.random.choice(REFERRERS)}
         device_type, browser = someone.device
@@ -286,20 +311,29 @@ class RecordGenerator:
 
     def _commerce(self, event_type, someone):
         items = self.random.sample(
-            PRODUCTS, 1 if event_type != "commerce.purchases" else self.random.randint(1, 3))
-        quantities = [1 if event_type == "commerce.productViews" else self.random.randint(1, 3)
-                      for _ in items]
+            PRODUCTS, 1 if event_type != "commerce.purchases" else self.random.randint(1, 3)
+        )
+        quantities = [
+            1 if event_type == "commerce.productViews" else self.random.randint(1, 3) for _ in items
+        ]
         product_list = [
-            {"SKU": sku, "name": name, "quantity": quantity,
-             "priceTotal": round(price * quantity, 2)}
+            {
+                "SKU": sku,
+                "name": name,
+                "quantity": quantity,
+                "priceTotal": round(price * quantity, 2),
+            }
             for (sku, name, price), quantity in zip(items, quantities, strict=True)
         ]
         if event_type == "commerce.purchases":
-            page = {"name": "Order confirmation", "URL": f"{SITE}/checkout/done",
-                    "siteSection": "checkout"}
+            page = {
+                "name": "Order confirmation",
+                "URL": f"{SITE}/checkout/done",
+                "siteSection": "checkout",
+            }
             commerce = {
                 "order": {
-                    "purchaseID": f"ORD-{self.random.randrange(10 ** 8):08d}",
+                    "purchaseID": f"ORD-{self.random.randrange(10**8):08d}",
                     "priceTotal": round(sum(item["priceTotal"] for item in product_list), 2),
                     "currencyCode": someone.home[4],
                 },
@@ -310,8 +344,11 @@ class RecordGenerator:
             page = {"name": name, "URL": f"{SITE}/p/{sku}", "siteSection": "products"}
             measure = "productViews" if event_type == "commerce.productViews" else "productListAdds"
             commerce = {measure: {"value": 1}}
-        return {"web": {"webPageDetails": page}, "commerce": commerce,
-                "productListItems": product_list}
+        return {
+            "web": {"webPageDetails": page},
+            "commerce": commerce,
+            "productListItems": product_list,
+        }
 
     # Invalid messages: a valid envelope, then broken in one way. Each breaker returns the payload.
 
@@ -331,7 +368,8 @@ class RecordGenerator:
         if envelope["header"]["datasetId"] == PROFILE_DATASET:
             mistakes = [
                 lambda: record.update(
-                    loyalty={"tier": "gold", "points": str(self.random.randrange(10_000))}),
+                    loyalty={"tier": "gold", "points": str(self.random.randrange(10_000))}
+                ),
                 lambda: record.update(homeAddress={"city": "Boston", "countryCode": "us"}),
                 lambda: record.update(person={"birthDate": "10/12/1985"}),
                 lambda: record.update(nickname="Ada"),  # the schema allows no other properties
@@ -343,7 +381,8 @@ class RecordGenerator:
                 lambda: record.update(timestamp=int(self.clock().timestamp() * 1000)),
                 lambda: record.update(eventType="web.formFilledOut"),
                 lambda: record.update(
-                    commerce={"order": {"priceTotal": 20.0, "currencyCode": "usd"}}),
+                    commerce={"order": {"priceTotal": 20.0, "currencyCode": "usd"}}
+                ),
             ]
         self.random.choice(mistakes)()
         return _compact_json(envelope)
@@ -352,7 +391,7 @@ class RecordGenerator:
         record = envelope["body"]["xdmEntity"]
         identity_map = record["identityMap"]
         if "Email" not in identity_map:
-            identity_map["Email"] = [{"id": f"guest-{self.random.randrange(10 ** 6)}@example.com"}]
+            identity_map["Email"] = [{"id": f"guest-{self.random.randrange(10**6)}@example.com"}]
         identities = [identity for entries in identity_map.values() for identity in entries]
         mark_all = self.random.random() < 0.5  # several primaries, or none
         for identity in identities:
@@ -364,7 +403,7 @@ class RecordGenerator:
 
     def _cut_short(self, envelope):
         payload = _compact_json(envelope)  # ASCII only, so any cut leaves valid UTF-8
-        return payload[:self.random.randrange(1, len(payload))]
+        return payload[: self.random.randrange(1, len(payload))]
 
     def _name_unknown_dataset(self, envelope):
         envelope["header"]["datasetId"] = self.random.choice(UNKNOWN_DATASETS)

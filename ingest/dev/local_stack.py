@@ -13,6 +13,7 @@ Typical use:
     ...
     stop(".local-stack")
 """
+
 import logging
 import os
 import shlex
@@ -32,9 +33,18 @@ from ingest.dev.emulators import (
     load_stack,
 )
 
-__all__ = ["DEFAULT_BIGTABLE_PORT", "DEFAULT_PUBSUB_PORT", "DEFAULT_STATE_DIR",
-           "STARTUP_TIMEOUT_SECONDS", "LocalStackError", "Stack", "environment", "export_lines",
-           "start", "stop"]
+__all__ = [
+    "DEFAULT_BIGTABLE_PORT",
+    "DEFAULT_PUBSUB_PORT",
+    "DEFAULT_STATE_DIR",
+    "STARTUP_TIMEOUT_SECONDS",
+    "LocalStackError",
+    "Stack",
+    "environment",
+    "export_lines",
+    "start",
+    "stop",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +105,9 @@ def start(
             logger.info(
                 "The local stack in %s is already up: Pub/Sub emulator on %s, "
                 "Bigtable emulator on %s.",
-                state_dir, existing.pubsub.address, existing.bigtable.address,
+                state_dir,
+                existing.pubsub.address,
+                existing.bigtable.address,
             )
             existing.already_running = True
             return existing
@@ -162,7 +174,8 @@ def port_is_free(port, host=LOCAL_HOST):
 def _choose_ports(pubsub_port, bigtable_port):
     if pubsub_port and pubsub_port == bigtable_port:
         raise LocalStackError(
-            f"The Pub/Sub and Bigtable emulators cannot share port {pubsub_port}.")
+            f"The Pub/Sub and Bigtable emulators cannot share port {pubsub_port}."
+        )
     for name, port in (("Pub/Sub", pubsub_port), ("Bigtable", bigtable_port)):
         if port and not port_is_free(port):
             raise LocalStackError(
@@ -182,9 +195,14 @@ def _choose_ports(pubsub_port, bigtable_port):
 
 
 def _where_we_looked():
-    places = [str(Path(root) / spec.binary_in_sdk)
-              for root in processes.sdk_roots() for spec in SPECS.values()]
+    places = [
+        str(Path(root) / spec.binary_in_sdk)
+        for root in processes.sdk_roots()
+        for spec in SPECS.values()
+    ]
     java = shutil.which("java") or os.environ.get("JAVA_HOME") or "not found"
-    return ("Looked for:\n  " + "\n  ".join(places)
-            + f"\nJava: {java}\nDocker: no engine answered `docker info`.")
-
+    return (
+        "Looked for:\n  "
+        + "\n  ".join(places)
+        + f"\nJava: {java}\nDocker: no engine answered `docker info`."
+    )

@@ -3,6 +3,7 @@
 Each runs in its own process group, so that it survives the command that started it and
 `stop` ends the whole group (cloud-pubsub-emulator is a shell script that execs java).
 """
+
 import logging
 import os
 import shutil
@@ -54,7 +55,10 @@ def _sdk_root_from_gcloud():
     try:
         result = subprocess.run(
             [gcloud, "info", "--format=value(installation.sdk_root)"],
-            capture_output=True, text=True, timeout=30, check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
@@ -73,8 +77,9 @@ def find_emulator_binaries():
     if len(binaries) < len(SPECS):
         return None
     if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        logger.info("The Pub/Sub emulator is installed, but no Java runtime "
-                    "(java on PATH or JAVA_HOME).")
+        logger.info(
+            "The Pub/Sub emulator is installed, but no Java runtime (java on PATH or JAVA_HOME)."
+        )
         return None
     return binaries
 
@@ -100,8 +105,12 @@ def start_processes(state_dir, binaries, ports, timeout):
                 )
             _children[process.pid] = process
             emulators[name] = Emulator(
-                name=name, kind="process", host=LOCAL_HOST, port=ports[name],
-                pid=process.pid, log_path=str(log_path),
+                name=name,
+                kind="process",
+                host=LOCAL_HOST,
+                port=ports[name],
+                pid=process.pid,
+                log_path=str(log_path),
             )
         stack = Stack.of(state_dir, emulators)
         save_stack(stack)
@@ -109,7 +118,10 @@ def start_processes(state_dir, binaries, ports, timeout):
             _wait_for_process(emulator, deadline, timeout)
             logger.info(
                 "%s is up on %s (pid %s, log %s) after %.1f s.",
-                emulator.spec.title, emulator.address, emulator.pid, emulator.log_path,
+                emulator.spec.title,
+                emulator.address,
+                emulator.pid,
+                emulator.log_path,
                 time.monotonic() - started_at,
             )
         return stack
@@ -125,8 +137,9 @@ def _wait_for_process(emulator, deadline, timeout):
     log_path = Path(emulator.log_path)
     while True:
         log_text = log_path.read_text(errors="replace")
-        if (spec.ready_message in log_text
-                and port_accepts_connections(emulator.host, emulator.port)):
+        if spec.ready_message in log_text and port_accepts_connections(
+            emulator.host, emulator.port
+        ):
             return
         if "already in use" in log_text:
             # The Pub/Sub emulator logs a BindException and keeps running without a server.
@@ -136,7 +149,8 @@ def _wait_for_process(emulator, deadline, timeout):
             )
         if not process_is_running(emulator.pid, spec.process_marker):
             raise LocalStackError(
-                f"{spec.title} exited before it was ready.\n" + _log_tail(log_path))
+                f"{spec.title} exited before it was ready.\n" + _log_tail(log_path)
+            )
         if time.monotonic() > deadline:
             raise LocalStackError(
                 f"{spec.title} was not ready on {emulator.address} after {timeout} s.\n"
@@ -180,8 +194,9 @@ def stop_process_group(pid, marker, timeout):
     deadline = time.monotonic() + timeout
     while process_is_running(pid, marker):
         if time.monotonic() > deadline:
-            logger.info("pid %s did not stop within %s s after SIGTERM; sending SIGKILL.",
-                        pid, timeout)
+            logger.info(
+                "pid %s did not stop within %s s after SIGTERM; sending SIGKILL.", pid, timeout
+            )
             _signal_group(pid, signal.SIGKILL)
             break
         time.sleep(0.05)
@@ -203,4 +218,3 @@ def _reap(pid):
             child.wait(timeout=STOP_TIMEOUT_SECONDS)
         except subprocess.TimeoutExpired:
             pass
-

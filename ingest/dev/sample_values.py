@@ -26,10 +26,42 @@ REFERRERS = [
     "https://social.example.com/posts/8812734",
     "https://mail.example.net/?utm_campaign=autumn",
 ]
-FIRST_NAMES = ["Ada", "Grace", "Alan", "Katherine", "Edsger", "Barbara", "Donald", "Margaret",
-               "Claude", "Frances", "John", "Radia", "Tim", "Hedy", "Dennis", "Karen"]
-LAST_NAMES = ["Lovelace", "Hopper", "Turing", "Johnson", "Dijkstra", "Liskov", "Knuth", "Hamilton",
-              "Shannon", "Allen", "Backus", "Perlman", "Berners-Lee", "Lamarr", "Ritchie", "Jones"]
+FIRST_NAMES = [
+    "Ada",
+    "Grace",
+    "Alan",
+    "Katherine",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Claude",
+    "Frances",
+    "John",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "Dennis",
+    "Karen",
+]
+LAST_NAMES = [
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Johnson",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Shannon",
+    "Allen",
+    "Backus",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Ritchie",
+    "Jones",
+]
 CITIES = [  # (city, country, country code, postal code, currency)
     ("London", "United Kingdom", "GB", "W1J 7NT", "GBP"),
     ("Manchester", "United Kingdom", "GB", "M13 9PL", "GBP"),
@@ -39,7 +71,12 @@ CITIES = [  # (city, country, country code, postal code, currency)
     ("Zurich", "Switzerland", "CH", "8001", "CHF"),
     ("Toronto", "Canada", "CA", "M5V 2T6", "CAD"),
 ]
-DEVICES = [("desktop", "Firefox"), ("desktop", "Chrome"), ("mobile", "Safari"),
-           ("mobile", "Chrome"), ("tablet", "Safari")]
+DEVICES = [
+    ("desktop", "Firefox"),
+    ("desktop", "Chrome"),
+    ("mobile", "Safari"),
+    ("mobile", "Chrome"),
+    ("tablet", "Safari"),
+]
 LOYALTY_TIERS = ["bronze", "silver", "gold", "platinum"]
 GENDERS = ["female", "male", "not_specified", "non_specific"]

@@ -1,4 +1,5 @@
 """Fixtures of the domain's tests: the example catalog, a parser of it, the XDM corpus."""
+
 import pytest
 
 from domain.catalog import Catalog
@@ -22,8 +23,9 @@ def parser(catalog):
 def corpus():
     """The project's copy of Adobe's XDM corpus (tests/data/xdm): never skipped."""
     if not (CORPUS / "schemas").is_dir() or not (CORPUS / "components").is_dir():
-        pytest.fail(f"the XDM corpus is not at {CORPUS}: it is part of the repository",
-                    pytrace=False)
+        pytest.fail(
+            f"the XDM corpus is not at {CORPUS}: it is part of the repository", pytrace=False
+        )
     return CORPUS
 
 

@@ -6,7 +6,7 @@ reference otherwise (domain/parsing.py). So the one property that matters is
 "fast-valid => reference-valid"; these tests check it, and that the two also agree the
 other way, on the project's schemas and on Adobe's XDM corpus: every example record, and
 mutations of each made systematically at every path of it (helpers/mutations.py),
-Hypothesis's near-valid records, and ingest.generate's stream. The parser's outcomes with
+Hypothesis's near-valid records, and ingest.dev.generate's stream. The parser's outcomes with
 and without the fast path: tests/domain/test_parsing.py.
 
 The only disagreements allowed are the fast path's known refusals, where it declines and
@@ -14,6 +14,7 @@ the reference decides: numbers that are not finite (NaN, Infinity) and lone surr
 
 The timing of the fast path is a benchmark: python -m benchmarks.validation_cost.
 """
+
 import collections
 import dataclasses
 import json
@@ -55,6 +56,7 @@ DECLINED_BY_DESIGN = {"not_finite", "lone_surrogate"}
 @dataclasses.dataclass
 class Tally:
     """Verdicts of both validators over many instances."""
+
     both_valid: int = 0
     both_invalid: int = 0
     unsafe: list = dataclasses.field(default_factory=list)  # fast valid, reference not
@@ -77,11 +79,13 @@ class Tally:
         return self.both_valid + self.both_invalid + len(self.unsafe) + len(self.declined)
 
     def report(self, name):
-        print(f"\n{name}: {self.total} instances: {self.both_valid} valid for both, "
-              f"{self.both_invalid} invalid for both, {len(self.unsafe)} fast-valid but "
-              f"reference-invalid, {len(self.declined)} fast-declined but reference-valid "
-              f"({collections.Counter(kind for *_, kind in self.declined)}); "
-              f"mutations by kind: {dict(self.kinds)}")
+        print(
+            f"\n{name}: {self.total} instances: {self.both_valid} valid for both, "
+            f"{self.both_invalid} invalid for both, {len(self.unsafe)} fast-valid but "
+            f"reference-invalid, {len(self.declined)} fast-declined but reference-valid "
+            f"({collections.Counter(kind for *_, kind in self.declined)}); "
+            f"mutations by kind: {dict(self.kinds)}"
+        )
 
     def assert_agreement(self):
         assert self.unsafe == []
@@ -92,8 +96,12 @@ def compare(tally, registry, schema_id, cases):
     fast, reference = registry.fast_validator(schema_id), registry.validator(schema_id)
     assert fast is not None, f"{schema_id} has no fast validator"
     for mutation in cases:
-        tally.add(schema_id, mutation, fast.is_valid(mutation.instance),
-                  reference.is_valid(mutation.instance))
+        tally.add(
+            schema_id,
+            mutation,
+            fast.is_valid(mutation.instance),
+            reference.is_valid(mutation.instance),
+        )
 
 
 # ---------------------------------------------------------------------------
@@ -109,8 +117,12 @@ def test_every_project_schema_and_the_whole_xdm_corpus_have_a_fast_validator(cat
 def test_project_examples_and_their_mutations_get_the_same_verdicts(catalog):
     tally = Tally()
     for schema_id, entity in example_entities(catalog):
-        compare(tally, catalog.registry, schema_id,
-                [Mutation("the example", "example", entity), *mutations(entity)])
+        compare(
+            tally,
+            catalog.registry,
+            schema_id,
+            [Mutation("the example", "example", entity), *mutations(entity)],
+        )
     tally.report("project schemas, examples/ and their mutations")
     assert tally.both_valid >= 21 and tally.both_invalid >= 5000
     assert tally.kinds["date"] >= 500 and tally.kinds["not_finite"] > 0
@@ -119,18 +131,19 @@ def test_project_examples_and_their_mutations_get_the_same_verdicts(catalog):
 
 def test_generated_records_and_their_mutations_get_the_same_verdicts(catalog):
     tally = Tally()
-    for number, (payload, attributes) in enumerate(generated_messages(3000, seed=11)):
+    for number, (payload, _attributes) in enumerate(generated_messages(3000, seed=11)):
         try:
             document = json.loads(payload)
             entity = document["body"]["xdmEntity"]
             schema_id = catalog.datasets[document["header"]["datasetId"]].schema_id
         except (ValueError, KeyError, TypeError):
             continue  # not JSON, not an envelope, not a dataset: no schema to compare under
-        compare(tally, catalog.registry, schema_id,
-                [Mutation(f"message {number}", "generated", entity)])
+        compare(
+            tally, catalog.registry, schema_id, [Mutation(f"message {number}", "generated", entity)]
+        )
         if number < 150:
             compare(tally, catalog.registry, schema_id, mutations(entity, thorough=False))
-    tally.report("ingest.generate records (3000) and mutations of 150")
+    tally.report("ingest.dev.generate records (3000) and mutations of 150")
     assert tally.both_valid >= 2800 and tally.both_invalid >= 1000
     tally.assert_agreement()
 
@@ -138,18 +151,26 @@ def test_generated_records_and_their_mutations_get_the_same_verdicts(catalog):
 # Near-valid records: a valid record with one to three Hypothesis-chosen changes at paths
 # of it. Numbers are finite and text has no lone surrogates (the fast path declines those
 # by design; see the tests above), so the verdicts must be equal.
-finite_numbers = st.integers() | st.integers(min_value=-2 ** 70, max_value=2 ** 70) \
+finite_numbers = (
+    st.integers()
+    | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=False, allow_infinity=False)
-tricky_text = st.text(alphabet=st.sampled_from("aZ09_-:./@ \n\r\x1c\u2028\u0301é٣"), max_size=8) \
-    | st.text(max_size=8)
-date_like = st.text(alphabet=st.sampled_from("0123456789-:TtZz+. \n"), min_size=8, max_size=26) \
-    | st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat()) \
+)
+tricky_text = st.text(
+    alphabet=st.sampled_from("aZ09_-:./@ \n\r\x1c\u2028\u0301é٣"), max_size=8
+) | st.text(max_size=8)
+date_like = (
+    st.text(alphabet=st.sampled_from("0123456789-:TtZz+. \n"), min_size=8, max_size=26)
+    | st.datetimes(timezones=st.timezones()).map(lambda t: t.isoformat())
     | st.dates().map(lambda d: d.isoformat())
+)
 json_values = st.recursive(
     st.none() | st.booleans() | finite_numbers | tricky_text | date_like,
-    lambda children: st.lists(children, max_size=3)
-    | st.dictionaries(tricky_text, children, max_size=3),
-    max_leaves=6)
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(tricky_text, children, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -172,8 +193,9 @@ def near_valid(draw, bases):
             key = draw(st.sampled_from(TRICKY_KEYS) | tricky_text)
             instance = replaced(instance, path, {**value, key: draw(json_values)})
         elif change == "edit" and isinstance(value, str):
-            edited = draw(st.sampled_from([value + "\n", value[:-1], value.upper(), value + "é"])
-                          | date_like)
+            edited = draw(
+                st.sampled_from([value + "\n", value[:-1], value.upper(), value + "é"]) | date_like
+            )
             instance = replaced(instance, path, edited)
         elif change == "edit" and isinstance(value, (int, float)) and not isinstance(value, bool):
             change = draw(finite_numbers | st.sampled_from([0.5, -1]))
@@ -224,8 +246,12 @@ def test_xdm_examples_and_their_mutations_get_the_same_verdicts(corpus):
         instance = json.loads(example.read_text())
         cases = list(mutations(instance, thorough=False))
         stride = max(1, math.ceil(len(cases) / XDM_MUTATIONS_PER_EXAMPLE))  # the reference's time
-        compare(tally, registry, schema_id,
-                [Mutation(example.name, "example", instance), *cases[::stride]])
+        compare(
+            tally,
+            registry,
+            schema_id,
+            [Mutation(example.name, "example", instance), *cases[::stride]],
+        )
     tally.report(f"XDM corpus, {len(pairs)} examples and their mutations")
     assert tally.both_valid >= 590 and tally.both_invalid >= 10000
     tally.assert_agreement()
@@ -247,8 +273,10 @@ KEYWORD_CASES = [  # (schema, instance): each a place where jsonschema-rs alone 
     ({"patternProperties": {"^xdm:.*$": {"type": "integer"}}}, {"xdm:a\n": "text"}),
     ({"patternProperties": {"^xdm:.*$": {"type": "integer"}}}, {"xdm:a\r": "text"}),
     ({"patternProperties": {".+_.+": {"type": "integer"}}}, {"\r_x": "text"}),
-    ({"patternProperties": {".+_.+": {"type": "integer"}}, "additionalProperties": False},
-     {"\u2028_x": 1}),
+    (
+        {"patternProperties": {".+_.+": {"type": "integer"}}, "additionalProperties": False},
+        {"\u2028_x": 1},
+    ),
     ({"not": {"pattern": r"^[^\s]+$"}}, "\x1c"),
     ({"oneOf": [{"format": "email"}, {"type": "string"}]}, "not an email"),
     ({"format": "date"}, "2026-02-30"),
@@ -269,9 +297,23 @@ def test_where_jsonschema_rs_alone_differs_the_fast_validator_does_not(draft, sc
 
 @st.composite
 def one_keyword_schemas(draw):
-    keyword = draw(st.sampled_from(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum",
-                                    "multipleOf", "const", "enum", "uniqueItems", "maxLength",
-                                    "minItems", "type"]))
+    keyword = draw(
+        st.sampled_from(
+            [
+                "minimum",
+                "maximum",
+                "exclusiveMinimum",
+                "exclusiveMaximum",
+                "multipleOf",
+                "const",
+                "enum",
+                "uniqueItems",
+                "maxLength",
+                "minItems",
+                "type",
+            ]
+        )
+    )
     value = {
         "multipleOf": finite_numbers.filter(lambda n: n > 0),
         "const": json_values,
@@ -281,13 +323,18 @@ def one_keyword_schemas(draw):
         "minItems": st.integers(0, 3),
         "type": st.sampled_from(["integer", "number", "string", "null", "array", "object"]),
     }.get(keyword, finite_numbers)
-    return {"$schema": DRAFTS[draw(st.sampled_from(["draft-06", "draft-07", "2020-12"]))],
-            "$id": "https://x/s", keyword: draw(value)}
+    return {
+        "$schema": DRAFTS[draw(st.sampled_from(["draft-06", "draft-07", "2020-12"]))],
+        "$id": "https://x/s",
+        keyword: draw(value),
+    }
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=list(HealthCheck))
-@given(schema=one_keyword_schemas(), instance=json_values | finite_numbers
-       | st.lists(finite_numbers | st.booleans(), max_size=4))
+@given(
+    schema=one_keyword_schemas(),
+    instance=json_values | finite_numbers | st.lists(finite_numbers | st.booleans(), max_size=4),
+)
 def test_single_keywords_get_the_same_verdict_on_any_value(schema, instance):
     registry = registry_of(schema)
     fast = registry.fast_validator("https://x/s").is_valid(instance)
@@ -302,8 +349,11 @@ def test_single_keywords_get_the_same_verdict_on_any_value(schema, instance):
 
 @pytest.mark.parametrize("draft", ["draft-06", "draft-07"])
 def test_content_keywords_are_annotations_as_in_the_reference(draft):
-    schema = {"$schema": DRAFTS[draft], "$id": "https://x/s",
-              "not": {"contentMediaType": "application/json", "contentEncoding": "base64"}}
+    schema = {
+        "$schema": DRAFTS[draft],
+        "$id": "https://x/s",
+        "not": {"contentMediaType": "application/json", "contentEncoding": "base64"},
+    }
     assert jsonschema_rs.validator_for(schema).is_valid("{not json")  # alone, it asserts them
     registry = registry_of(schema)
     assert registry.fast_validator("https://x/s").is_valid("{not json") is False
@@ -327,9 +377,25 @@ def test_a_lone_surrogate_is_not_fast_valid_and_does_not_raise():
 
 @pytest.mark.parametrize("draft", sorted(DRAFTS))
 def test_only_date_time_and_date_are_asserted_of_all_formats(draft):
-    names = set(FAST_FORMATS) | set(jsonschema.FormatChecker().checkers) | {
-        "ipv4", "ipv6", "email", "uri", "url", "uuid", "regex", "time", "duration",
-        "hostname", "json-pointer", "uri-template", "some-format-nobody-knows"}
+    names = (
+        set(FAST_FORMATS)
+        | set(jsonschema.FormatChecker().checkers)
+        | {
+            "ipv4",
+            "ipv6",
+            "email",
+            "uri",
+            "url",
+            "uuid",
+            "regex",
+            "time",
+            "duration",
+            "hostname",
+            "json-pointer",
+            "uri-template",
+            "some-format-nobody-knows",
+        }
+    )
     for name in sorted(names):
         schema = {"$schema": DRAFTS[draft], "$id": "https://x/s", "format": name}
         registry = registry_of(schema)
@@ -348,11 +414,37 @@ def test_only_date_time_and_date_are_asserted_of_all_formats(draft):
 
 
 PATTERN_PROPERTY_REGEXES = [
-    ".+://.+", "^xdm:.*$", ".+_.+", "@.*", "^a.b$", "^(ab|c)+$", "x$|^y", "[^a-c]+_.?$",
-    "a{2,3}?b", r"\.\$", "^[0-9]{1,3}?$", "(?:a|b)*$", "^$", "$a",
+    ".+://.+",
+    "^xdm:.*$",
+    ".+_.+",
+    "@.*",
+    "^a.b$",
+    "^(ab|c)+$",
+    "x$|^y",
+    "[^a-c]+_.?$",
+    "a{2,3}?b",
+    r"\.\$",
+    "^[0-9]{1,3}?$",
+    "(?:a|b)*$",
+    "^$",
+    "$a",
 ]
-PATTERN_PROPERTY_REFUSED = [r"\w+", r"\s", r"\d", r"\bx", "(?i)a", "(?=a)", r"(a)\1", "a{,3}",
-                            "a++", "[[:alpha:]]", "[]a]", "[a&&b]", r"\Z", "a{x}"]
+PATTERN_PROPERTY_REFUSED = [
+    r"\w+",
+    r"\s",
+    r"\d",
+    r"\bx",
+    "(?i)a",
+    "(?=a)",
+    r"(a)\1",
+    "a{,3}",
+    "a++",
+    "[[:alpha:]]",
+    "[]a]",
+    "[a&&b]",
+    r"\Z",
+    "a{x}",
+]
 
 
 @settings(max_examples=400, deadline=None)
@@ -383,45 +475,65 @@ def test_the_corpus_pattern_property_regexes_are_all_rewritten(corpus):
 def test_a_schema_reaching_a_regex_beyond_the_fast_path_goes_to_the_reference(caplog):
     registry = registry_of(
         {"$id": "https://x/a", "properties": {"b": {"$ref": "https://x/b#/$defs/words"}}},
-        {"$id": "https://x/b",
-         "$defs": {"words": {"patternProperties": {r"^\w+$": {"type": "integer"}}}}},
-        {"$id": "https://x/c", "type": "object"})
+        {
+            "$id": "https://x/b",
+            "$defs": {"words": {"patternProperties": {r"^\w+$": {"type": "integer"}}}},
+        },
+        {"$id": "https://x/c", "type": "object"},
+    )
     with caplog.at_level(logging.WARNING, logger="domain.schemas"):
         assert registry.fast_validator("https://x/a") is None
         assert registry.fast_validator("https://x/a") is None
         assert registry.fast_validator("https://x/c") is not None
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
-    assert warnings[0].startswith("schema https://x/a: validated by the reference validator "
-                                  "only, as https://x/b: patternProperties regex")
+    assert warnings[0].startswith(
+        "schema https://x/a: validated by the reference validator "
+        "only, as https://x/b: patternProperties regex"
+    )
 
 
 def test_a_schema_jsonschema_rs_cannot_compile_goes_to_the_reference(caplog):
     # A $ref into a patternProperties entry: its regex is rewritten for jsonschema-rs, so
     # the pointer no longer leads anywhere there.
-    schema = {"$id": "https://x/s", "type": "object", "required": ["n"],
-              "properties": {"n": {"$ref": "#/patternProperties/n.m"}},
-              "patternProperties": {"n.m": {"type": "string", "pattern": "^[0-9]+$"}}}
-    catalog = Catalog(datasets={"d": Dataset("d", "https://x/s", "event", False)},
-                      registry=registry_of(schema))
+    schema = {
+        "$id": "https://x/s",
+        "type": "object",
+        "required": ["n"],
+        "properties": {"n": {"$ref": "#/patternProperties/n.m"}},
+        "patternProperties": {"n.m": {"type": "string", "pattern": "^[0-9]+$"}},
+    }
+    catalog = Catalog(
+        datasets={"d": Dataset("d", "https://x/s", "event", False)}, registry=registry_of(schema)
+    )
     with caplog.at_level(logging.WARNING, logger="domain.schemas"):
         parser = RecordParser(catalog)
         RecordParser(catalog)
     assert parser.fast_validators == {"d": None}
     assert [r.getMessage() for r in caplog.records] == [
         "schema https://x/s: validated by the reference validator only, as jsonschema-rs "
-        "cannot compile it: Pointer '/patternProperties/n.m' does not exist"]
+        "cannot compile it: Pointer '/patternProperties/n.m' does not exist"
+    ]
     assert parser.parse(b'{"n": "12", "timestamp": "2026-11-30T12:00:00Z"}', {"dataset": "d"})
     with pytest.raises(RecordError, match="does not match"):
         parser.parse(b'{"n": "1x"}', {"dataset": "d"})
 
 
 def test_refs_reach_across_drafts_on_the_fast_path_too(tmp_path):
-    address = {"$schema": DRAFTS["draft-07"], "$id": "https://x/address", "type": "object",
-               "properties": {"zip": {"type": "string"}}, "dependencies": {"zip": ["city"]}}
-    person = {"$schema": DRAFTS["2020-12"], "$id": "https://x/person", "type": "object",
-              "properties": {"home": {"$ref": "https://x/address"}},
-              "dependentRequired": {"name": ["email"]}}
+    address = {
+        "$schema": DRAFTS["draft-07"],
+        "$id": "https://x/address",
+        "type": "object",
+        "properties": {"zip": {"type": "string"}},
+        "dependencies": {"zip": ["city"]},
+    }
+    person = {
+        "$schema": DRAFTS["2020-12"],
+        "$id": "https://x/person",
+        "type": "object",
+        "properties": {"home": {"$ref": "https://x/address"}},
+        "dependentRequired": {"name": ["email"]},
+    }
     fast = registry_of(address, person).fast_validator("https://x/person")
     assert fast.is_valid({"home": {"zip": "1", "city": "c"}})
     assert not fast.is_valid({"home": {"zip": "1"}})

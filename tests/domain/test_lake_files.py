@@ -1,5 +1,6 @@
 """domain/lake_files.py: where a partition's Parquet file goes, what it holds, and how it
 lands."""
+
 import datetime
 
 import pyarrow as pa
@@ -16,8 +17,14 @@ from domain.lake_files import (
 UTC = datetime.timezone.utc
 CURRENT = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
 OLDER = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
-LAKE_ROWS = pa.schema([("_id", pa.string()), ("_publish_time", pa.timestamp("us", tz="UTC")),
-                       ("_message_id", pa.string()), ("n", pa.int64())])
+LAKE_ROWS = pa.schema(
+    [
+        ("_id", pa.string()),
+        ("_publish_time", pa.timestamp("us", tz="UTC")),
+        ("_message_id", pa.string()),
+        ("n", pa.int64()),
+    ]
+)
 
 
 def at(second):
@@ -25,19 +32,30 @@ def at(second):
 
 
 def test_a_partition_file_is_named_by_window_dataset_shard_pane_and_run():
-    path = partition_file_path("gs://bucket/lake", "web-events", at(0).replace(minute=34),
-                               at(0).replace(minute=35), 7, 2, "abcd1234")
-    assert path == ("gs://bucket/lake/web-events/date=2026-11-30/hour=12/"
-                    "part-20261130T123400-123500-007-2-abcd1234.parquet")
+    path = partition_file_path(
+        "gs://bucket/lake",
+        "web-events",
+        at(0).replace(minute=34),
+        at(0).replace(minute=35),
+        7,
+        2,
+        "abcd1234",
+    )
+    assert path == (
+        "gs://bucket/lake/web-events/date=2026-11-30/hour=12/"
+        "part-20261130T123400-123500-007-2-abcd1234.parquet"
+    )
     midnight = datetime.datetime(2027, 1, 1, tzinfo=UTC)
-    assert partition_file_path("/lake", "_errors", midnight - datetime.timedelta(minutes=1),
-                               midnight, 123, 0, "r") == (
-        "/lake/_errors/date=2026-12-31/hour=23/part-20261231T235900-000000-123-0-r.parquet")
+    assert partition_file_path(
+        "/lake", "_errors", midnight - datetime.timedelta(minutes=1), midnight, 123, 0, "r"
+    ) == ("/lake/_errors/date=2026-12-31/hour=23/part-20261231T235900-000000-123-0-r.parquet")
 
 
 def test_arrow_ipc_bytes_hold_the_table_as_it_was():
-    table = pa.Table.from_pylist([{"_id": "a", "points": 1, "tier": None},
-                                  {"_id": "é", "points": -2 ** 63, "tier": "gold"}], CURRENT)
+    table = pa.Table.from_pylist(
+        [{"_id": "a", "points": 1, "tier": None}, {"_id": "é", "points": -(2**63), "tier": "gold"}],
+        CURRENT,
+    )
     decoded = pa.ipc.open_stream(arrow_ipc_bytes(table)).read_all()
     assert decoded.equals(table) and decoded.schema.equals(CURRENT)
 
@@ -51,14 +69,17 @@ def test_tables_of_an_older_schema_are_converted_to_the_current_one():
     table = table_in_schema(tables, CURRENT)
     assert table.schema.equals(CURRENT)
     assert sorted(table.to_pylist(), key=lambda r: r["_id"]) == [
-        {"_id": "a", "points": 1, "tier": None}, {"_id": "b", "points": 2, "tier": "gold"},
-        {"_id": "c", "points": 3, "tier": None}]
+        {"_id": "a", "points": 1, "tier": None},
+        {"_id": "b", "points": 2, "tier": "gold"},
+        {"_id": "c", "points": 3, "tier": None},
+    ]
 
 
 def test_tables_of_the_current_schema_are_taken_as_they_are():
     rows = [[{"_id": "a", "points": 1, "tier": "x"}], [{"_id": "b", "points": 2, "tier": None}]]
-    table = table_in_schema([arrow_ipc_bytes(pa.Table.from_pylist(r, CURRENT)) for r in rows],
-                            CURRENT)
+    table = table_in_schema(
+        [arrow_ipc_bytes(pa.Table.from_pylist(r, CURRENT)) for r in rows], CURRENT
+    )
     assert table.to_pylist() == rows[0] + rows[1]
     assert table_in_schema([], CURRENT).num_rows == 0
     assert table_in_schema([], CURRENT).schema.equals(CURRENT)
@@ -80,9 +101,13 @@ def test_copies_of_a_record_are_kept_once_the_first_published():
 
 
 def test_a_table_without_copies_or_ids_is_kept_whole():
-    unique = pa.Table.from_pylist([{"_id": "a", "_publish_time": at(1), "_message_id": "1",
-                                    "n": 1}, {"_id": "b", "_publish_time": None,
-                                              "_message_id": None, "n": 2}], LAKE_ROWS)
+    unique = pa.Table.from_pylist(
+        [
+            {"_id": "a", "_publish_time": at(1), "_message_id": "1", "n": 1},
+            {"_id": "b", "_publish_time": None, "_message_id": None, "n": 2},
+        ],
+        LAKE_ROWS,
+    )
     assert once_per_id(unique).equals(unique)
     no_ids = pa.table({"n": [1, 1]})
     assert once_per_id(no_ids).equals(no_ids)

@@ -1,5 +1,6 @@
 """domain/lake_schema.py: a dataset's JSON Schema as an Arrow schema, and a record as a
 row of it, on the project's schemas, small ones made here and Adobe's XDM corpus."""
+
 import datetime
 import json
 
@@ -31,19 +32,27 @@ def test_arrow_schema_is_typed_from_the_json_schema(catalog):
 
 
 def small_schema():
-    return registry_of({
-        "$id": "https://x/s", "type": "object",
-        "properties": {
-            "n": {"type": "integer"}, "x": {"type": "number"},
-            "at": {"type": "string", "format": "date-time"},
-            "day": {"type": "string", "format": "date"},
-            "open": {},  # no type: JSON text
-            "either": {"type": ["string", "integer"]},  # a union: JSON text
-            "tags": {"type": "array", "items": {"type": "string"}},
-            "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "closed": {"type": "object", "additionalProperties": False,
-                       "properties": {"a": {"type": "boolean"}}},
-        }})
+    return registry_of(
+        {
+            "$id": "https://x/s",
+            "type": "object",
+            "properties": {
+                "n": {"type": "integer"},
+                "x": {"type": "number"},
+                "at": {"type": "string", "format": "date-time"},
+                "day": {"type": "string", "format": "date"},
+                "open": {},  # no type: JSON text
+                "either": {"type": ["string", "integer"]},  # a union: JSON text
+                "tags": {"type": "array", "items": {"type": "string"}},
+                "scores": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "closed": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "properties": {"a": {"type": "boolean"}},
+                },
+            },
+        }
+    )
 
 
 def test_the_types_follow_the_schema_and_the_open_is_json_text():
@@ -56,14 +65,23 @@ def test_the_types_follow_the_schema_and_the_open_is_json_text():
     assert types["closed"] == pa.struct([("a", pa.bool_())])  # closed: no _additional
     for name in ("open", "either", ADDITIONAL):  # the root is open: it keeps the rest
         assert types[name] == pa.string() and schema.field(name).metadata == JSON_TEXT, name
-    assert list(schema)[-len(METADATA_FIELDS):] == METADATA_FIELDS  # metadata columns last
+    assert list(schema)[-len(METADATA_FIELDS) :] == METADATA_FIELDS  # metadata columns last
 
 
 def test_a_record_becomes_a_row_of_its_schema_and_keeps_what_the_schema_does_not_name():
     schema = arrow_schema_of(small_schema(), "https://x/s")
-    entity = {"n": 5.0, "x": 2, "at": "2026-11-30T13:00:00.5+01:00", "day": "2026-11-30",
-              "open": {"b": [1, "é"]}, "either": 3, "tags": ["a", None],
-              "scores": {"a": 1, "b": None}, "closed": {"a": True}, "unnamed": {"k": 1}}
+    entity = {
+        "n": 5.0,
+        "x": 2,
+        "at": "2026-11-30T13:00:00.5+01:00",
+        "day": "2026-11-30",
+        "open": {"b": [1, "é"]},
+        "either": 3,
+        "tags": ["a", None],
+        "scores": {"a": 1, "b": None},
+        "closed": {"a": True},
+        "unnamed": {"k": 1},
+    }
     row = row_converter(schema)(entity)
     assert row["n"] == 5 and type(row["n"]) is int  # JSON Schema's integer takes 5.0
     assert row["x"] == 2.0 and type(row["x"]) is float
@@ -94,8 +112,7 @@ def test_a_schema_whose_root_is_not_an_object_is_refused():
         arrow_schema_of(registry, "https://x/s")
 
 
-def test_every_example_becomes_a_typed_arrow_row_that_keeps_every_field(
-        corpus, xdm_registry):
+def test_every_example_becomes_a_typed_arrow_row_that_keeps_every_field(corpus, xdm_registry):
     failures = {}
     for example, schema_id in examples_with_their_schema(corpus, xdm_registry):
         instance = json.loads(example.read_text())

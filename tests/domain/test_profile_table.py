@@ -1,5 +1,6 @@
 """domain/profile_table.py: the profile table's layout in Bigtable, both ways: row keys,
 families, columns and cells as written, and the state read back from a stored row."""
+
 import datetime
 import json
 import types
@@ -44,10 +45,17 @@ def test_a_row_key_is_a_hash_prefix_then_the_quoted_namespace_then_the_id():
 
 
 def test_an_identity_column_reads_back_as_its_namespace_and_id():
-    for namespace, identity_id in [("Email", "a@b.c"), ("a#b", "c#d"), ("%23", "%23"),
-                                   ("x/y z", ""), ("é", "ü#")]:
+    for namespace, identity_id in [
+        ("Email", "a@b.c"),
+        ("a#b", "c#d"),
+        ("%23", "%23"),
+        ("x/y z", ""),
+        ("é", "ü#"),
+    ]:
         assert identity_of_column(identity_column(namespace, identity_id)) == (
-            namespace, identity_id)
+            namespace,
+            identity_id,
+        )
 
 
 def test_event_columns_sort_newest_first_then_by_id():
@@ -73,33 +81,48 @@ def test_cells_are_the_mutations_set_cell_makes_from_a_datetime():
         ours, theirs = DirectRow(b"k"), DirectRow(b"k")
         replace_cell(ours, "attr", b"/a", '{"value": "é"}', time_us)
         theirs.delete_cell("attr", b"/a")
-        theirs.set_cell("attr", b"/a", '{"value": "é"}', timestamp=datetime.datetime(
-            1970, 1, 1, tzinfo=datetime.timezone.utc) + datetime.timedelta(microseconds=time_us))
-        assert ([m._to_dict() for m in ours._get_mutations()]
-                == [m._to_dict() for m in theirs._get_mutations()]), time_us
+        theirs.set_cell(
+            "attr",
+            b"/a",
+            '{"value": "é"}',
+            timestamp=datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+            + datetime.timedelta(microseconds=time_us),
+        )
+        assert [m._to_dict() for m in ours._get_mutations()] == [
+            m._to_dict() for m in theirs._get_mutations()
+        ], time_us
 
 
 def stored_row(cells):
     """A row as the Bigtable client reads it: family -> column -> [Cell], newest first."""
-    return types.SimpleNamespace(cells={
-        family: {column: [Cell(value, time_us)] for column, (value, time_us) in columns.items()}
-        for family, columns in cells.items()})
+    return types.SimpleNamespace(
+        cells={
+            family: {column: [Cell(value, time_us)] for column, (value, time_us) in columns.items()}
+            for family, columns in cells.items()
+        }
+    )
 
 
 def test_the_state_read_back_from_a_row_is_what_its_cells_say():
-    row = stored_row({
-        ATTRIBUTES_FAMILY: {
-            b"/loyalty/points": (attribute_cell(1650, "crm-profiles").encode(), 1_000_000),
-            b"/person/name": (attribute_cell({"first": "Ada"}, "crm").encode(), 2_000_000)},
-        META_FAMILY: {RESET_COLUMN: (b"1500000", 1_500_000), DELETED_COLUMN: (b"900", 0)},
-        IDENTITY_FAMILY: {identity_column("E#mail", "ada@example.com"): (b"", 3_000_000)},
-    })
+    row = stored_row(
+        {
+            ATTRIBUTES_FAMILY: {
+                b"/loyalty/points": (attribute_cell(1650, "crm-profiles").encode(), 1_000_000),
+                b"/person/name": (attribute_cell({"first": "Ada"}, "crm").encode(), 2_000_000),
+            },
+            META_FAMILY: {RESET_COLUMN: (b"1500000", 1_500_000), DELETED_COLUMN: (b"900", 0)},
+            IDENTITY_FAMILY: {identity_column("E#mail", "ada@example.com"): (b"", 3_000_000)},
+        }
+    )
     state = state_from_row(row)
     assert state.candidates == {
-        "/loyalty/points": {"crm-profiles": merge.Candidate(
-            merge.OrderKey(1_000_000, ""), "crm-profiles", 1650)},
-        "/person/name": {"crm": merge.Candidate(
-            merge.OrderKey(2_000_000, ""), "crm", {"first": "Ada"})}}
+        "/loyalty/points": {
+            "crm-profiles": merge.Candidate(merge.OrderKey(1_000_000, ""), "crm-profiles", 1650)
+        },
+        "/person/name": {
+            "crm": merge.Candidate(merge.OrderKey(2_000_000, ""), "crm", {"first": "Ada"})
+        },
+    }
     assert state.reset == merge.OrderKey(1_500_000, "")
     assert state.deleted == merge.OrderKey(900, "")
     assert state.identities == {("E#mail", "ada@example.com"): merge.OrderKey(3_000_000, "")}
@@ -113,5 +136,7 @@ def test_no_row_is_an_empty_state():
 
 def test_an_attribute_cell_is_the_value_and_its_dataset_as_json():
     assert json.loads(attribute_cell({"é": [1, None]}, "d")) == {
-        "value": {"é": [1, None]}, "dataset": "d"}
+        "value": {"é": [1, None]},
+        "dataset": "d",
+    }
     assert "é" in attribute_cell("é", "d")  # not escaped: UTF-8 in the cell

@@ -1,5 +1,6 @@
 """domain/schema_drafts.py: each schema read with its own `$schema`, and the formats both
 validators assert."""
+
 import jsonschema
 import pytest
 import referencing.jsonschema
@@ -14,8 +15,10 @@ from domain.schema_drafts import (
 from helpers.schema_sets import DRAFTS
 
 VALIDATORS = {
-    "draft-04": jsonschema.Draft4Validator, "draft-06": jsonschema.Draft6Validator,
-    "draft-07": jsonschema.Draft7Validator, "2019-09": jsonschema.Draft201909Validator,
+    "draft-04": jsonschema.Draft4Validator,
+    "draft-06": jsonschema.Draft6Validator,
+    "draft-07": jsonschema.Draft7Validator,
+    "2019-09": jsonschema.Draft201909Validator,
     "2020-12": jsonschema.Draft202012Validator,
 }
 

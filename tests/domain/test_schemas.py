@@ -1,5 +1,6 @@
 """domain/schemas.py: the schema registry on small schema sets of mixed drafts, then
 against a real third-party schema set, Adobe's XDM corpus (helpers/xdm_corpus.py)."""
+
 import copy
 import json
 
@@ -8,8 +9,15 @@ import pytest
 from domain.schemas import SchemaRegistry, SchemaRegistryError
 from helpers.xdm_corpus import DANGLING, MISSING, examples_with_their_schema
 
-JSON_TYPES = {str: "string", bool: "boolean", int: "integer", float: "number",
-              list: "array", dict: "object", type(None): "null"}
+JSON_TYPES = {
+    str: "string",
+    bool: "boolean",
+    int: "integer",
+    float: "number",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 WRONG_TYPE_CANDIDATES = ["not-the-declared-type", 12345, True, ["x"], {"x": 1}]
 
 
@@ -18,14 +26,28 @@ def write(folder, name, schema):
 
 
 def test_each_schema_keeps_its_own_draft_and_refs_resolve_across_drafts(tmp_path):
-    write(tmp_path, "address.json", {
-        "$schema": "http://json-schema.org/draft-07/schema#", "$id": "https://x/address",
-        "type": "object", "properties": {"zip": {"type": "string"}},
-        "dependencies": {"zip": ["city"]}})  # a draft-07 keyword (2020-12 ignores it)
-    write(tmp_path, "person.json", {
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "$id": "https://x/person",
-        "type": "object", "properties": {"home": {"$ref": "https://x/address"}},
-        "dependentRequired": {"name": ["email"]}})
+    write(
+        tmp_path,
+        "address.json",
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "$id": "https://x/address",
+            "type": "object",
+            "properties": {"zip": {"type": "string"}},
+            "dependencies": {"zip": ["city"]},
+        },
+    )  # a draft-07 keyword (2020-12 ignores it)
+    write(
+        tmp_path,
+        "person.json",
+        {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": "https://x/person",
+            "type": "object",
+            "properties": {"home": {"$ref": "https://x/address"}},
+            "dependentRequired": {"name": ["email"]},
+        },
+    )
     registry = SchemaRegistry.load([str(tmp_path)])
     person = registry.validator("https://x/person")
     assert person.is_valid({"home": {"zip": "1", "city": "c"}})
@@ -75,7 +97,8 @@ def test_whole_corpus_loads_and_every_example_validates(corpus, xdm_registry):
 
 
 def test_every_example_broken_by_a_wrong_type_or_a_missing_required_field_is_rejected(
-        corpus, xdm_registry):
+    corpus, xdm_registry
+):
     mutated_examples, accepted = 0, []
     for example, schema_id in examples_with_their_schema(corpus, xdm_registry):
         instance = json.loads(example.read_text())
@@ -94,8 +117,9 @@ def test_every_example_broken_by_a_wrong_type_or_a_missing_required_field_is_rej
             if declared and wrong is not None:
                 mutations.append((f"{name} = {wrong!r}", {**instance, name: wrong}))
         mutated_examples += bool(mutations)
-        accepted += [(example.name, what) for what, broken in mutations
-                     if validator.is_valid(broken)]
+        accepted += [
+            (example.name, what) for what, broken in mutations if validator.is_valid(broken)
+        ]
     assert accepted == []
     # The other 10 have no typed or required field at their root (adhoc's `{}`, the
     # descriptors' oneOf): nothing there for one wrong type or missing field to break.

@@ -1,4 +1,5 @@
 """domain/times.py: times as the stores keep them, whole microseconds since the epoch."""
+
 import datetime
 
 import pytest
@@ -28,8 +29,13 @@ def test_micros_and_back_is_the_same_moment_exactly(moment):
     assert rest == ((moment - EPOCH).seconds * 1_000_000 + moment.microsecond)
 
 
-@given(st.datetimes(min_value=datetime.datetime(1, 1, 1), max_value=datetime.datetime(9999, 12, 31),
-                    timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime.datetime(1, 1, 1),
+        max_value=datetime.datetime(9999, 12, 31),
+        timezones=st.just(UTC),
+    )
+)
 def test_every_moment_round_trips(moment):
     assert from_micros(micros(moment)) == moment
 

@@ -1,4 +1,5 @@
-"""The project's example catalog and records (examples/), and ingest.generate's stream."""
+"""The project's example catalog and records (examples/), and ingest.dev.generate's stream."""
+
 import datetime
 import pathlib
 
@@ -33,8 +34,9 @@ def example_entities(catalog):
 
 
 def generated_messages(count, seed):
-    """(payload, attributes) of ingest.generate's stream, valid and invalid, published at
+    """(payload, attributes) of ingest.dev.generate's stream, valid and invalid, published at
     PUBLISH_TIME."""
     from ingest.dev.generate import RecordGenerator
+
     generator = RecordGenerator(seed=seed, duplicate_share=0, clock=lambda: PUBLISH_TIME)
     return [(m.payload, {"dataset": m.dataset}) for m in generator.messages(count)]

@@ -1,4 +1,5 @@
 """Type-exact equality of JSON values, stricter than ==."""
+
 import math
 
 
@@ -11,18 +12,17 @@ def same(a, b):
         if type(x) is not type(y):
             return False
         if type(x) is float:
-            if not (x != x and y != y
-                    or x == y and math.copysign(1.0, x) == math.copysign(1.0, y)):
+            if not (x != x and y != y or x == y and math.copysign(1.0, x) == math.copysign(1.0, y)):
                 return False
         elif type(x) is dict:
             if len(x) != len(y):
                 return False
-            pending.extend(zip(x, y))  # the keys, in order
-            pending.extend(zip(x.values(), y.values()))
+            pending.extend(zip(x, y, strict=True))  # the keys, in order
+            pending.extend(zip(x.values(), y.values(), strict=True))
         elif type(x) in (list, tuple):
             if len(x) != len(y):
                 return False
-            pending.extend(zip(x, y))
+            pending.extend(zip(x, y, strict=True))
         elif x != y:
             return False
     return True

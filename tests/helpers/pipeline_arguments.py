@@ -1,5 +1,6 @@
 """Command lines of the pipeline (pipelines/options.py), valid ones and the options'
 own declarations, for the options' tests and the flex template's."""
+
 import argparse
 
 from apache_beam.options.pipeline_options import PipelineOptions

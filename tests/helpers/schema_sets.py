@@ -1,4 +1,5 @@
 """Small schema sets made in a test, and the `$schema` URIs of the drafts."""
+
 from domain.schemas import SchemaRegistry
 
 DRAFTS = {

@@ -5,6 +5,7 @@ where it comes from; LICENSE, CC BY 4.0).
 (`X.example.N.json`, meant to be valid against `X.schema.json` beside it).
 The `corpus` fixture (tests/domain/conftest.py) gives the folder.
 """
+
 import json
 import pathlib
 

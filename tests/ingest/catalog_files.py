@@ -1,4 +1,5 @@
 """Catalog files the CLI's tests write: the example catalog with other retention periods."""
+
 import pathlib
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "examples"

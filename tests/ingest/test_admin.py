@@ -1,4 +1,5 @@
 """ingest.admin: the topics, subscriptions and table the pipeline needs, on the real emulators."""
+
 import pathlib
 
 import pytest

@@ -1,5 +1,6 @@
 """`ingest bootstrap`, and the Bigtable commands' check of the emulator, against the real
 emulators."""
+
 import datetime
 import socket
 import time
@@ -24,35 +25,46 @@ def admin_table(project, table_id):
 
 
 def bootstrap(catalog_path, table_id):
-    return cli.main(["bootstrap", "--catalog", str(catalog_path), "--instance", INSTANCE,
-                     "--table", table_id])
+    return cli.main(
+        ["bootstrap", "--catalog", str(catalog_path), "--instance", INSTANCE, "--table", table_id]
+    )
 
 
 def family_lines(output):
     """{family: the rest of its line} from bootstrap's output."""
-    return {line.split()[0]: " ".join(line.split()[1:]) for line in output.splitlines()
-            if line.startswith("  ")}
+    return {
+        line.split()[0]: " ".join(line.split()[1:])
+        for line in output.splitlines()
+        if line.startswith("  ")
+    }
 
 
 def max_age_of(gc_rule):
-    return next(rule.max_age for rule in gc_rule.rules
-                if isinstance(rule, column_family.MaxAgeGCRule))
+    return next(
+        rule.max_age for rule in gc_rule.rules if isinstance(rule, column_family.MaxAgeGCRule)
+    )
 
 
 def test_bootstrap_creates_the_catalogs_families_and_a_second_run_changes_nothing(
-        emulators, capsys):
+    emulators, capsys
+):
     table_id = f"boot-{uuid.uuid4().hex[:8]}"
 
     assert bootstrap(EXAMPLE_CATALOG, table_id) == 0
     first = capsys.readouterr()
-    assert (f"Created table projects/demo-project/instances/{INSTANCE}/tables/{table_id}:"
-            in first.out)
+    assert (
+        f"Created table projects/demo-project/instances/{INSTANCE}/tables/{table_id}:" in first.out
+    )
     assert f"Bigtable emulator at {emulators.bigtable_host}" in first.err
     expected = column_families(Catalog.load(EXAMPLE_CATALOG))
-    assert set(family_lines(first.out)) == set(expected) == {
-        "attr", "meta", "identity", "linked", "events_90d"}
-    assert (family_lines(first.out)["events_90d"]
-            == "created newest 1 version and at most 90 days old")
+    assert (
+        set(family_lines(first.out))
+        == set(expected)
+        == {"attr", "meta", "identity", "linked", "events_90d"}
+    )
+    assert (
+        family_lines(first.out)["events_90d"] == "created newest 1 version and at most 90 days old"
+    )
     stored = admin_table(emulators.project, table_id).list_column_families()
     assert {family: stored[family].gc_rule for family in stored} == expected
 
@@ -64,7 +76,8 @@ def test_bootstrap_creates_the_catalogs_families_and_a_second_run_changes_nothin
 
 
 def test_bootstrap_updates_a_rule_that_differs_and_keeps_families_the_catalog_does_not_use(
-        emulators, tmp_path, capsys):
+    emulators, tmp_path, capsys
+):
     table_id = f"boot-{uuid.uuid4().hex[:8]}"
     assert bootstrap(EXAMPLE_CATALOG, table_id) == 0
     table = admin_table(emulators.project, table_id)

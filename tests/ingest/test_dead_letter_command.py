@@ -1,4 +1,5 @@
 """`ingest dead-letter pull`, against the real Pub/Sub emulator."""
+
 import json
 
 from google.cloud import pubsub_v1
@@ -7,20 +8,34 @@ from ingest import cli
 
 
 def test_dead_letter_pull_prints_attributes_and_payload_and_acks_only_when_asked(
-        pubsub_resources, capsys):
+    pubsub_resources, capsys
+):
     long_payload = b'{"note": "' + b"x" * 500 + b'"}'
     with pubsub_v1.PublisherClient() as publisher:
         publisher.publish(
-            pubsub_resources.dead_letter_topic_path, b'{"broken": \nline two',
-            error_class="JSONDecodeError", error_message="Expecting value: line 1 column 12",
-            error_pointer="", error_step="parse", dataset="profiles", pipeline="test",
+            pubsub_resources.dead_letter_topic_path,
+            b'{"broken": \nline two',
+            error_class="JSONDecodeError",
+            error_message="Expecting value: line 1 column 12",
+            error_pointer="",
+            error_step="parse",
+            dataset="profiles",
+            pipeline="test",
         ).result()
         publisher.publish(
-            pubsub_resources.dead_letter_topic_path, long_payload,
-            error_class="ValidationError", error_step="validate",
+            pubsub_resources.dead_letter_topic_path,
+            long_payload,
+            error_class="ValidationError",
+            error_step="validate",
         ).result()
-    pull = ["dead-letter", "pull", "--subscription", pubsub_resources.dead_letter_subscription,
-            "--wait", "1"]
+    pull = [
+        "dead-letter",
+        "pull",
+        "--subscription",
+        pubsub_resources.dead_letter_subscription,
+        "--wait",
+        "1",
+    ]
 
     assert cli.main(pull) == 0
     lines = sorted(capsys.readouterr().out.splitlines())
@@ -42,7 +57,9 @@ def test_dead_letter_pull_prints_attributes_and_payload_and_acks_only_when_asked
         ['{"broken": \nline two', long_payload.decode()]
     )
     assert {record["attributes"]["error_class"] for record in records} == {
-        "JSONDecodeError", "ValidationError"}
+        "JSONDecodeError",
+        "ValidationError",
+    }
 
     assert cli.main(pull) == 0
     assert capsys.readouterr().out == ""

@@ -1,4 +1,5 @@
 """The test-traffic generator, ingest/dev/generate.py."""
+
 import datetime
 import pathlib
 from collections import Counter
@@ -26,8 +27,11 @@ def generated(count=2000, **options):
 
 def entities(messages, parser):
     """The records of the valid messages, duplicates left out."""
-    return [parser.parse(message.payload).entity for message in messages
-            if message.valid and not message.duplicate]
+    return [
+        parser.parse(message.payload).entity
+        for message in messages
+        if message.valid and not message.duplicate
+    ]
 
 
 def test_the_same_seed_gives_the_same_messages_and_another_seed_others():
@@ -47,26 +51,39 @@ def test_valid_messages_pass_the_pipeline_parser_and_invalid_ones_fail_with_thei
             with pytest.raises(RecordError) as failure:
                 parser.parse(message.payload)
             assert failure.value.error_class == message.error_class, failure.value.message
-    assert ({message.error_class for message in messages if not message.valid}
-            == set(INVALID_CLASSES))
+    assert {message.error_class for message in messages if not message.valid} == set(
+        INVALID_CLASSES
+    )
     assert {message.dataset for message in messages if message.valid} == {
-        "crm-profiles", "web-events", "web-events-archive"}
+        "crm-profiles",
+        "web-events",
+        "web-events-archive",
+    }
 
 
 def test_shares_and_counts_are_as_asked(parser):
-    generator = RecordGenerator(seed=3, people=50, profile_share=0.3, invalid_share=0.1,
-                                duplicate_share=0.05, clock=lambda: NOW)
+    generator = RecordGenerator(
+        seed=3,
+        people=50,
+        profile_share=0.3,
+        invalid_share=0.1,
+        duplicate_share=0.05,
+        clock=lambda: NOW,
+    )
     messages = list(generator.messages(2000))
 
-    kinds = Counter("duplicate" if message.duplicate else "valid" if message.valid else "invalid"
-                    for message in messages)
+    kinds = Counter(
+        "duplicate" if message.duplicate else "valid" if message.valid else "invalid"
+        for message in messages
+    )
     assert kinds == generator.counts
     assert sum(generator.invalid_classes.values()) == kinds["invalid"]
     assert kinds["invalid"] / 2000 == pytest.approx(0.1, abs=0.03)
     assert kinds["duplicate"] / 2000 == pytest.approx(0.05, abs=0.02)
     fresh_valid = [message for message in messages if message.valid and not message.duplicate]
-    profile_share = (sum(message.dataset == "crm-profiles" for message in fresh_valid)
-                     / len(fresh_valid))
+    profile_share = sum(message.dataset == "crm-profiles" for message in fresh_valid) / len(
+        fresh_valid
+    )
     assert profile_share == pytest.approx(0.3, abs=0.04)
 
 

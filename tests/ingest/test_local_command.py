@@ -1,4 +1,5 @@
 """`ingest local up | down`: the local stack with the pipeline's resources, and its settings."""
+
 import shlex
 
 import pytest
@@ -14,17 +15,34 @@ def accepts_connections(address):
 
 
 def test_local_up_prints_exports_of_live_emulators_and_local_down_stops_them(
-        tmp_path, monkeypatch, capsys):
+    tmp_path, monkeypatch, capsys
+):
     state_dir = str(tmp_path / "stack")
-    up = ["local", "up", "--state-dir", state_dir, "--pubsub-port", "0", "--bigtable-port", "0",
-          "--project", "other-project", "--topic", "cli-input"]
+    up = [
+        "local",
+        "up",
+        "--state-dir",
+        state_dir,
+        "--pubsub-port",
+        "0",
+        "--bigtable-port",
+        "0",
+        "--project",
+        "other-project",
+        "--topic",
+        "cli-input",
+    ]
     try:
         assert cli.main(up) == 0
         exports = dict(
             shlex.split(line)[1].split("=", 1) for line in capsys.readouterr().out.splitlines()
         )
-        assert set(exports) == {"PUBSUB_EMULATOR_HOST", "BIGTABLE_EMULATOR_HOST",
-                                "PUBSUB_PROJECT_ID", "GOOGLE_CLOUD_PROJECT"}
+        assert set(exports) == {
+            "PUBSUB_EMULATOR_HOST",
+            "BIGTABLE_EMULATOR_HOST",
+            "PUBSUB_PROJECT_ID",
+            "GOOGLE_CLOUD_PROJECT",
+        }
         assert exports["PUBSUB_PROJECT_ID"] == exports["GOOGLE_CLOUD_PROJECT"] == "other-project"
         assert accepts_connections(exports["PUBSUB_EMULATOR_HOST"])
         assert accepts_connections(exports["BIGTABLE_EMULATOR_HOST"])
@@ -52,8 +70,11 @@ def test_local_up_gives_the_table_the_catalogs_event_families(tmp_path, monkeypa
         assert "`ingest bootstrap --catalog FILE` adds them" in captured.err
         exports = dict(line.split()[1].split("=", 1) for line in captured.out.splitlines())
         monkeypatch.setenv("BIGTABLE_EMULATOR_HOST", exports["BIGTABLE_EMULATOR_HOST"])
-        table = (bigtable.Client(project="demo-project", admin=True)
-                 .instance("ingest-instance").table("profiles"))
+        table = (
+            bigtable.Client(project="demo-project", admin=True)
+            .instance("ingest-instance")
+            .table("profiles")
+        )
         assert set(table.list_column_families()) == {"attr", "meta", "identity", "linked"}
 
         # Again, with a catalog, while the stack is up: only what is missing is added.
@@ -61,6 +82,11 @@ def test_local_up_gives_the_table_the_catalogs_event_families(tmp_path, monkeypa
         assert cli.main(up + ["--catalog", str(catalog)]) == 0
         assert "ingest bootstrap" not in capsys.readouterr().err
         assert set(table.list_column_families()) == {
-            "attr", "meta", "identity", "linked", "events_30d"}
+            "attr",
+            "meta",
+            "identity",
+            "linked",
+            "events_30d",
+        }
     finally:
         assert cli.main(["local", "down", "--state-dir", state_dir]) == 0

@@ -1,4 +1,5 @@
 """ingest.dev.local_stack: the emulators started, found running and stopped, for real."""
+
 import socket
 
 import pytest
@@ -37,8 +38,9 @@ def test_start_refuses_a_port_that_is_in_use(tmp_path):
         listener.listen()
         busy_port = listener.getsockname()[1]
 
-        with pytest.raises(local_stack.LocalStackError,
-                           match=f"Port {busy_port} .* already in use"):
+        with pytest.raises(
+            local_stack.LocalStackError, match=f"Port {busy_port} .* already in use"
+        ):
             local_stack.start(tmp_path, pubsub_port=busy_port, bigtable_port=0)
 
     assert not (tmp_path / "stack.json").exists()
@@ -57,7 +59,9 @@ def test_start_without_emulators_or_docker_says_what_to_install(tmp_path, monkey
         processes._sdk_root_from_gcloud.cache_clear()
 
     message = str(raised.value)
-    assert ("apt-get install google-cloud-cli-pubsub-emulator google-cloud-cli-bigtable-emulator"
-            in message)
+    assert (
+        "apt-get install google-cloud-cli-pubsub-emulator google-cloud-cli-bigtable-emulator"
+        in message
+    )
     assert "openjdk" in message
     assert "Docker" in message

@@ -1,4 +1,5 @@
 """`ingest profile get`, against the real Bigtable emulator, of profiles WriteProfiles wrote."""
+
 import json
 import uuid
 
@@ -24,8 +25,21 @@ def profile_table(emulators):
 
 
 def get_profile(table_id, namespace, identity_id, *options):
-    return cli.main(["profile", "get", "--namespace", namespace, "--id", identity_id,
-                     "--instance", INSTANCE, "--table", table_id, *options])
+    return cli.main(
+        [
+            "profile",
+            "get",
+            "--namespace",
+            namespace,
+            "--id",
+            identity_id,
+            "--instance",
+            INSTANCE,
+            "--table",
+            table_id,
+            *options,
+        ]
+    )
 
 
 def test_profile_get_prints_the_merged_profile_by_any_of_its_identities(profile_table, capsys):
@@ -38,9 +52,15 @@ def test_profile_get_prints_the_merged_profile_by_any_of_its_identities(profile_
     assert by_email["attributes"]["/person/name/firstName"]["value"] == "Ada"
     assert {"namespace": "ECID", "id": ADA_ECID} in [
         {"namespace": identity["namespace"], "id": identity["id"]}
-        for identity in by_email["identities"]]
+        for identity in by_email["identities"]
+    ]
     assert [event["_id"] for event in by_email["events"]] == [
-        "evt-ada-0005", "evt-ada-0004", "evt-ada-0003", "evt-ada-0002", "evt-ada-0001"]
+        "evt-ada-0005",
+        "evt-ada-0004",
+        "evt-ada-0003",
+        "evt-ada-0002",
+        "evt-ada-0001",
+    ]
     assert by_ecid == {**by_email, "events": by_email["events"][:1]}
 
 
@@ -51,7 +71,8 @@ def test_profile_get_of_an_unknown_identity_says_so_and_exits_1(profile_table, c
     assert captured.out == ""
     assert captured.err.startswith(
         f"No profile has identity Email 'nobody@example.com' in table "
-        f"projects/demo-project/instances/{INSTANCE}/tables/{profile_table} (Bigtable emulator at ")
+        f"projects/demo-project/instances/{INSTANCE}/tables/{profile_table} (Bigtable emulator at "
+    )
 
 
 def test_profile_get_of_a_table_that_does_not_exist_says_how_to_make_it(emulators, capsys):

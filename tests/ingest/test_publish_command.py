@@ -1,5 +1,6 @@
 """`ingest publish` of JSON Lines files and of generated messages, against the real Pub/Sub
 emulator."""
+
 import io
 import pathlib
 import re
@@ -22,7 +23,8 @@ def parser():
 
 
 def test_publish_sends_every_line_byte_for_byte_with_the_dataset_attribute(
-        pubsub_resources, tmp_path, capsys):
+    pubsub_resources, tmp_path, capsys
+):
     lines = [
         b'{"identityMap": {"email": [{"id": "ada@example.com"}]}, "name": "Ada"}',
         b'{"broken": ',  # invalid JSON is published as it is
@@ -32,13 +34,22 @@ def test_publish_sends_every_line_byte_for_byte_with_the_dataset_attribute(
     ]
     jsonl = tmp_path / "records.jsonl"
     # A blank line, a whitespace-only line, a CRLF ending and no final newline.
-    jsonl.write_bytes(lines[0] + b"\n\n" + lines[1] + b"\r\n" + lines[2] + b"\n  \n"
-                      + lines[3] + b"\n" + lines[4])
+    jsonl.write_bytes(
+        lines[0] + b"\n\n" + lines[1] + b"\r\n" + lines[2] + b"\n  \n" + lines[3] + b"\n" + lines[4]
+    )
 
-    exit_code = cli.main([
-        "publish", "--topic", pubsub_resources.topic, "--dataset", "profiles",
-        "--attribute", "source=unit-test", str(jsonl),
-    ])
+    exit_code = cli.main(
+        [
+            "publish",
+            "--topic",
+            pubsub_resources.topic,
+            "--dataset",
+            "profiles",
+            "--attribute",
+            "source=unit-test",
+            str(jsonl),
+        ]
+    )
 
     assert exit_code == 0
     assert "Published 5 messages" in capsys.readouterr().out
@@ -49,7 +60,8 @@ def test_publish_sends_every_line_byte_for_byte_with_the_dataset_attribute(
 
 
 def test_publish_reads_standard_input_and_takes_a_full_topic_path(
-        pubsub_resources, monkeypatch, capsys):
+    pubsub_resources, monkeypatch, capsys
+):
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b'{"a": 1}\n{"b": 2}\n')))
 
     exit_code = cli.main(["publish", "--topic", pubsub_resources.topic_path, "-"])
@@ -68,8 +80,9 @@ def test_publish_to_a_topic_that_does_not_exist_fails_clearly(emulators, tmp_pat
     exit_code = cli.main(["publish", "--topic", "no-such-topic", str(jsonl)])
 
     assert exit_code == 1
-    assert ("topic projects/demo-project/topics/no-such-topic does not exist"
-            in capsys.readouterr().err)
+    assert (
+        "topic projects/demo-project/topics/no-such-topic does not exist" in capsys.readouterr().err
+    )
 
 
 def test_publish_wants_files_or_generate_but_not_both(capsys):
@@ -79,18 +92,42 @@ def test_publish_wants_files_or_generate_but_not_both(capsys):
 
 
 def test_publish_generate_publishes_exactly_n_messages_and_says_what_it_made(
-        pubsub_resources, parser, capsys):
-    exit_code = cli.main(["publish", "--topic", pubsub_resources.topic, "--generate", "200",
-                          "--rate", "0", "--seed", "1", "--invalid-share", "0.1",
-                          "--duplicate-share", "0.05", "--attribute", "source=generator"])
+    pubsub_resources, parser, capsys
+):
+    exit_code = cli.main(
+        [
+            "publish",
+            "--topic",
+            pubsub_resources.topic,
+            "--generate",
+            "200",
+            "--rate",
+            "0",
+            "--seed",
+            "1",
+            "--invalid-share",
+            "0.1",
+            "--duplicate-share",
+            "0.05",
+            "--attribute",
+            "source=generator",
+        ]
+    )
 
     assert exit_code == 0
     output = capsys.readouterr().out
-    assert re.search(rf"^Published 200 messages to {pubsub_resources.topic_path} with attributes "
-                     r"source=generator, 0 failed, in [\d.]+ s \([\d,]+ messages/s\)\.$",
-                     output, re.MULTILINE)
-    counts = re.search(r"^Generated with seed 1: (\d+) valid, (\d+) invalid \(.*\), "
-                       r"(\d+) duplicates?\.$", output, re.MULTILINE)
+    assert re.search(
+        rf"^Published 200 messages to {pubsub_resources.topic_path} with attributes "
+        r"source=generator, 0 failed, in [\d.]+ s \([\d,]+ messages/s\)\.$",
+        output,
+        re.MULTILINE,
+    )
+    counts = re.search(
+        r"^Generated with seed 1: (\d+) valid, (\d+) invalid \(.*\), "
+        r"(\d+) duplicates?\.$",
+        output,
+        re.MULTILINE,
+    )
     valid, invalid, duplicates = map(int, counts.groups())
     assert valid + invalid + duplicates == 200
 
@@ -112,8 +149,9 @@ def _parses(parser, payload):
 
 def test_publish_generate_keeps_to_the_rate(pubsub_resources, capsys):
     started_at = time.monotonic()
-    exit_code = cli.main(["publish", "--topic", pubsub_resources.topic, "--generate", "100",
-                          "--rate", "100"])
+    exit_code = cli.main(
+        ["publish", "--topic", pubsub_resources.topic, "--generate", "100", "--rate", "100"]
+    )
     elapsed = time.monotonic() - started_at
 
     assert exit_code == 0

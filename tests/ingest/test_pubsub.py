@@ -1,5 +1,6 @@
 """ingest.pubsub's SubscriptionReader, the pull loop `dead-letter pull` and `replay` share,
 against the real Pub/Sub emulator."""
+
 from google.cloud import pubsub_v1
 
 from ingest.pubsub import SubscriptionReader
@@ -13,12 +14,14 @@ def publish(topic_path, payloads):
 
 
 def test_a_message_that_comes_again_is_given_once_and_a_pull_of_repeats_only_ends_the_reading(
-        pubsub_resources):
+    pubsub_resources,
+):
     publish(pubsub_resources.topic_path, [b"a", b"b", b"c"])
     given = []
     with pubsub_v1.SubscriberClient() as subscriber:
-        with SubscriptionReader(subscriber, pubsub_resources.subscription_path, wait=5,
-                                stop_at_repeats=True) as reader:
+        with SubscriptionReader(
+            subscriber, pubsub_resources.subscription_path, wait=5, stop_at_repeats=True
+        ) as reader:
             # A bound, so that a reader that gave a message twice fails here instead of reading on.
             for received_messages in reader.batches(remaining=lambda: 10 - len(given)):
                 given.extend(received.message.data for received in received_messages)

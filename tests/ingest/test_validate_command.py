@@ -1,4 +1,5 @@
 """`ingest validate`: records checked offline against the catalog, as the pipeline checks them."""
+
 import io
 import json
 from pathlib import Path
@@ -42,7 +43,8 @@ def test_the_example_stream_has_18_valid_records_and_the_6_documented_failures(c
         [f"{RECORDS}:24", "invalid", "identity:"],
     ]
     assert results[18].startswith(
-        f"{RECORDS}:19 invalid not_json: message is not JSON: Expecting value")
+        f"{RECORDS}:19 invalid not_json: message is not JSON: Expecting value"
+    )
     # Each schema violation follows its record on an indented line: pointer, keyword, message.
     violations = lines[lines.index(results[21]) + 1]
     assert violations == "    /loyalty/points  type  '5400' is not of type 'integer'"
@@ -56,19 +58,35 @@ def test_json_output_has_one_object_per_record_with_the_violations(capsys):
 
     results = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [result["valid"] for result in results] == [True] * 18 + [False] * 6
-    assert results[0] == {"source": f"{RECORDS}:1", "valid": True, "dataset": "crm-profiles",
-                          "error_class": None, "message": None, "errors": []}
+    assert results[0] == {
+        "source": f"{RECORDS}:1",
+        "valid": True,
+        "dataset": "crm-profiles",
+        "error_class": None,
+        "message": None,
+        "errors": [],
+    }
     assert [result["error_class"] for result in results[18:]] == [
-        "not_json", "not_object", "unknown_dataset", "schema_violation", "schema_violation",
-        "identity"]
+        "not_json",
+        "not_object",
+        "unknown_dataset",
+        "schema_violation",
+        "schema_violation",
+        "identity",
+    ]
     assert results[20]["dataset"] == "no-such-dataset"
     points, timestamp = results[21], results[22]
     assert points["dataset"] == "crm-profiles"
     assert points["errors"] == [
-        {"pointer": "/loyalty/points", "keyword": "type",
-         "message": "'5400' is not of type 'integer'"}]
-    assert ([(error["pointer"], error["keyword"]) for error in timestamp["errors"]]
-            == [("", "required")])
+        {
+            "pointer": "/loyalty/points",
+            "keyword": "type",
+            "message": "'5400' is not of type 'integer'",
+        }
+    ]
+    assert [(error["pointer"], error["keyword"]) for error in timestamp["errors"]] == [
+        ("", "required")
+    ]
     assert results[23]["errors"] == []
 
 
@@ -81,15 +99,17 @@ def test_bare_records_need_the_dataset_option(capsys):
     assert validate(BARE_RECORDS) == 1
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 3
-    assert all(line.startswith(f"{BARE_RECORDS}:")
-               and " invalid unknown_dataset: no dataset" in line
-               for line in lines)
+    assert all(
+        line.startswith(f"{BARE_RECORDS}:") and " invalid unknown_dataset: no dataset" in line
+        for line in lines
+    )
 
 
 def test_a_json_array_file_is_a_list_of_records_and_a_json_object_file_one_record(tmp_path, capsys):
     array_file = tmp_path / "records.json"
-    array_file.write_text(json.dumps([example_record(1), example_record(22), "not a record"],
-                                     indent=2))
+    array_file.write_text(
+        json.dumps([example_record(1), example_record(22), "not a record"], indent=2)
+    )
     object_file = tmp_path / "record.json"
     # Pretty-printed, not JSON Lines.
     object_file.write_text("\n\n" + json.dumps(example_record(4), indent=2))
@@ -100,8 +120,9 @@ def test_a_json_array_file_is_a_list_of_records_and_a_json_object_file_one_recor
     assert lines[0] == f"{array_file}[0] ok crm-profiles"
     assert lines[1].startswith(f"{array_file}[1] invalid schema_violation: /loyalty/points")
     assert lines[2] == "    /loyalty/points  type  '5400' is not of type 'integer'"
-    assert lines[3] == (f"{array_file}[2] invalid not_object: "
-                        "a record is a JSON object, not a string")
+    assert lines[3] == (
+        f"{array_file}[2] invalid not_object: a record is a JSON object, not a string"
+    )
     assert lines[4] == f"{object_file}:3 ok web-events"
     assert len(lines) == 5
 
@@ -159,8 +180,9 @@ def test_a_catalog_that_cannot_be_read_or_used_exits_2_with_the_reason(tmp_path,
     no_datasets = tmp_path / "catalog.yaml"
     no_datasets.write_text("schemas: schemas\n")
     assert cli.main(["validate", "--catalog", str(no_datasets), RECORDS]) == 2
-    assert (capsys.readouterr().err
-            == f"error: {no_datasets}: a catalog needs a 'datasets' mapping\n")
+    assert (
+        capsys.readouterr().err == f"error: {no_datasets}: a catalog needs a 'datasets' mapping\n"
+    )
 
 
 def test_an_input_file_that_does_not_exist_exits_2(tmp_path, capsys):

@@ -1,4 +1,5 @@
 """Fixtures of the transforms' tests: the example catalog (the emulators: tests/conftest.py)."""
+
 import pytest
 
 from domain.catalog import Catalog

@@ -1,6 +1,7 @@
 """transforms/dead_letter.py: every failed message kept twice with its reason, on the
 dead-letter topic unchanged and in the lake's `_errors` dataset (the forms:
 tests/domain/test_dead_letters.py)."""
+
 import glob
 import time
 
@@ -19,8 +20,15 @@ from transforms.lake import WriteParquetPartitions
 
 
 def test_failed_payload_reaches_the_dead_letter_unchanged_with_its_reason():
-    failed = FailedMessage(b"\xff raw", {"dataset": "d", "k": "v"}, "schema_violation",
-                           "x" * 5000, "/a/b", "parse_and_validate", "d")
+    failed = FailedMessage(
+        b"\xff raw",
+        {"dataset": "d", "k": "v"},
+        "schema_violation",
+        "x" * 5000,
+        "/a/b",
+        "parse_and_validate",
+        "d",
+    )
     message = to_pubsub_message(failed)
     assert message.data == b"\xff raw"
     assert message.attributes["k"] == "v" and message.attributes["error_pointer"] == "/a/b"
@@ -35,30 +43,60 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
         try:
             parser.parse(message.data, message.attributes)
         except RecordError as error:
-            failures.append(FailedMessage.of(error, "parse_and_validate", message.data,
-                                             message.attributes, message.message_id))
+            failures.append(
+                FailedMessage.of(
+                    error,
+                    "parse_and_validate",
+                    message.data,
+                    message.attributes,
+                    message.message_id,
+                )
+            )
     stream = TestStream().add_elements(failures).advance_watermark_to_infinity()
     with streaming_pipeline() as p:
-        _ = (p | stream | beam.Map(to_error_row)
-             | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60))
+        _ = (
+            p
+            | stream
+            | beam.Map(to_error_row)
+            | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60)
+        )
     files = glob.glob(f"{tmp_path}/_errors/date=*/hour=*/part-*.parquet")
-    rows = sorted((r for f in files for r in pq.read_table(f).to_pylist()),
-                  key=lambda r: r["_message_id"])
+    rows = sorted(
+        (r for f in files for r in pq.read_table(f).to_pylist()), key=lambda r: r["_message_id"]
+    )
     assert [r["error_class"] for r in rows] == [
-        "not_json", "not_object", "unknown_dataset", "schema_violation", "schema_violation",
-        "identity"]
+        "not_json",
+        "not_object",
+        "unknown_dataset",
+        "schema_violation",
+        "schema_violation",
+        "identity",
+    ]
     assert [r["payload"] for r in rows] == [f.payload for f in failures]
     violation = rows[3]
     assert violation["dataset"] == "crm-profiles"
     assert violation["errors"] == [
-        {"pointer": "/loyalty/points", "keyword": "type",
-         "message": "'5400' is not of type 'integer'"}]
+        {
+            "pointer": "/loyalty/points",
+            "keyword": "type",
+            "message": "'5400' is not of type 'integer'",
+        }
+    ]
     assert dict(violation["attributes"]) == {"n": "21"}
 
 
 def test_an_error_row_travels_as_the_lake_writers_input_stamped_when_taken_in():
-    failed = FailedMessage(b"{", {"dataset": "d"}, "not_json", "message is not JSON", "",
-                           "parse_and_validate", "d", [Violation("/a", "type", "bad")], "m-1")
+    failed = FailedMessage(
+        b"{",
+        {"dataset": "d"},
+        "not_json",
+        "message is not JSON",
+        "",
+        "parse_and_validate",
+        "d",
+        [Violation("/a", "type", "bad")],
+        "m-1",
+    )
     before = time.time()
     stamped = to_error_row(failed)
     after = time.time()

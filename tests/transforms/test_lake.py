@@ -1,6 +1,7 @@
 """transforms/lake.py: WriteToLake on Beam's TestStream: every record written once, in
 Parquet typed by its schema, a record that cannot be written failing alone; and the lake
 read back by real query engines, DuckDB over the Hive partitions, and pyarrow."""
+
 import copy
 import datetime
 import glob
@@ -31,10 +32,17 @@ UTC = datetime.timezone.utc
 
 def test_lake_writes_every_record_once_even_with_old_event_times(catalog, tmp_path):
     parser = RecordParser(catalog)
-    records = [parser.parse(m.data, m.attributes, m.message_id) for m in sample_messages()
-               if m.attributes.get("n") not in {"18", "19", "20", "21", "22", "23"}]
-    stream = (TestStream().add_elements(records[:10]).add_elements(records[10:])
-              .advance_watermark_to_infinity())
+    records = [
+        parser.parse(m.data, m.attributes, m.message_id)
+        for m in sample_messages()
+        if m.attributes.get("n") not in {"18", "19", "20", "21", "22", "23"}
+    ]
+    stream = (
+        TestStream()
+        .add_elements(records[:10])
+        .add_elements(records[10:])
+        .advance_watermark_to_infinity()
+    )
     with streaming_pipeline() as p:
         lake = p | stream | WriteToLake(str(tmp_path), catalog, window_seconds=60)
         assert_that(lake["failed"], equal_to([]), label="no lake failures")
@@ -50,12 +58,17 @@ def test_lake_writes_every_record_once_even_with_old_event_times(catalog, tmp_pa
 def test_record_that_cannot_be_written_goes_to_the_dead_letter(catalog, tmp_path):
     parser = RecordParser(catalog)
     record = parser.parse((EXAMPLES / "records.jsonl").read_bytes().splitlines()[0])
-    record.entity["loyalty"]["points"] = 2 ** 70  # valid JSON Schema integer, not an int64
+    record.entity["loyalty"]["points"] = 2**70  # valid JSON Schema integer, not an int64
     with streaming_pipeline() as p:
-        lake = (p | TestStream().add_elements([record]).advance_watermark_to_infinity()
-                | WriteToLake(str(tmp_path), catalog, window_seconds=60))
-        assert_that(lake["failed"] | beam.Map(lambda f: (f.error_class, f.step, f.dataset)),
-                    equal_to([("lake_write", "write_to_lake", "crm-profiles")]))
+        lake = (
+            p
+            | TestStream().add_elements([record]).advance_watermark_to_infinity()
+            | WriteToLake(str(tmp_path), catalog, window_seconds=60)
+        )
+        assert_that(
+            lake["failed"] | beam.Map(lambda f: (f.error_class, f.step, f.dataset)),
+            equal_to([("lake_write", "write_to_lake", "crm-profiles")]),
+        )
 
 
 def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_path):
@@ -64,12 +77,17 @@ def test_a_record_that_cannot_be_written_fails_alone_not_its_batch(catalog, tmp_
     records = [parser.parse(lines[0]) for _ in range(5)]
     for number, record in enumerate(records):
         record.entity["_id"] = f"batch-{number}"
-    records[2].entity["loyalty"]["points"] = 2 ** 70  # not an int64
+    records[2].entity["loyalty"]["points"] = 2**70  # not an int64
     with streaming_pipeline() as p:
-        lake = (p | TestStream().add_elements(records).advance_watermark_to_infinity()
-                | WriteToLake(str(tmp_path), catalog, window_seconds=60))
-        assert_that(lake["failed"] | beam.Map(lambda f: (f.error_class, f.dataset)),
-                    equal_to([("lake_write", "crm-profiles")]))
+        lake = (
+            p
+            | TestStream().add_elements(records).advance_watermark_to_infinity()
+            | WriteToLake(str(tmp_path), catalog, window_seconds=60)
+        )
+        assert_that(
+            lake["failed"] | beam.Map(lambda f: (f.error_class, f.dataset)),
+            equal_to([("lake_write", "crm-profiles")]),
+        )
     files = glob.glob(f"{tmp_path}/*/date=*/hour=*/part-*.parquet")
     rows = [row for f in files for row in pq.read_table(f).to_pylist()]
     assert sorted(r["_id"] for r in rows) == ["batch-0", "batch-1", "batch-3", "batch-4"]
@@ -80,7 +98,9 @@ def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_
     current = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
     older = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
     batches = [
-        window.TimestampedValue((("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(rows, schema))), 10)
+        window.TimestampedValue(
+            (("ds", 0), arrow_ipc_bytes(pa.Table.from_pylist(rows, schema))), 10
+        )
         for rows, schema in [
             ([{"_id": "a", "points": 1, "gone": "x"}], older),
             ([{"_id": "b", "points": 2, "tier": "gold"}], current),
@@ -90,8 +110,11 @@ def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_
         ]
     ]
     with streaming_pipeline() as p:
-        _ = (p | TestStream().add_elements(batches).advance_watermark_to_infinity()
-             | WriteParquetPartitions(str(tmp_path), {"ds": current}, 60))
+        _ = (
+            p
+            | TestStream().add_elements(batches).advance_watermark_to_infinity()
+            | WriteParquetPartitions(str(tmp_path), {"ds": current}, 60)
+        )
     files = glob.glob(f"{tmp_path}/ds/date=*/hour=*/part-*.parquet")
     table = pa.concat_tables([pq.read_table(f) for f in files])
     assert table.schema.names == current.names
@@ -100,18 +123,25 @@ def test_tables_made_under_an_older_schema_are_written_with_the_current_one(tmp_
         {"_id": "b", "points": 2, "tier": "gold"},
         {"_id": "c", "points": 3, "tier": None},
         {"_id": "d", "points": 4, "tier": "teal"},
-        {"_id": "e", "points": 5, "tier": None}]
+        {"_id": "e", "points": 5, "tier": None},
+    ]
 
 
 # -- the lake as DuckDB and pyarrow read it --------------------------------------
+
 
 def valid_records(catalog):
     parser = RecordParser(catalog)
     records = []
     for line in (EXAMPLES / "records.jsonl").read_bytes().splitlines():
         try:
-            records.append(parser.parse(line, message_id=f"m{len(records)}",
-                                        publish_time=datetime.datetime.now(datetime.timezone.utc)))
+            records.append(
+                parser.parse(
+                    line,
+                    message_id=f"m{len(records)}",
+                    publish_time=datetime.datetime.now(datetime.timezone.utc),
+                )
+            )
         except Exception:
             pass
     return records
@@ -120,8 +150,11 @@ def valid_records(catalog):
 def write_lake(records, catalog, lake):
     options = PipelineOptions(["--streaming", "--runner=BundleBasedDirectRunner"])
     with TestPipeline(options=options) as p:
-        _ = (p | TestStream().add_elements(records).advance_watermark_to_infinity()
-             | WriteToLake(str(lake), catalog, window_seconds=60, shards=2))
+        _ = (
+            p
+            | TestStream().add_elements(records).advance_watermark_to_infinity()
+            | WriteToLake(str(lake), catalog, window_seconds=60, shards=2)
+        )
 
 
 def test_duckdb_reads_the_hive_partitions_with_the_schema_types(tmp_path):
@@ -173,12 +206,15 @@ def test_a_schema_that_gains_an_optional_field_keeps_old_files_readable(tmp_path
     new_catalog = Catalog.load(str(evolved / "catalog.yaml"))
     entity = {**old[0].entity, "_id": "prof-new-0001", "favouriteColour": "teal"}
     new = RecordParser(new_catalog).parse(
-        json.dumps(entity).encode(), {"dataset": "crm-profiles"}, "m-new")
+        json.dumps(entity).encode(), {"dataset": "crm-profiles"}, "m-new"
+    )
     write_lake([new], new_catalog, tmp_path / "lake")
 
     profiles = f"{tmp_path}/lake/crm-profiles/*/*/*.parquet"
-    rows = dict(duckdb.sql(f"""SELECT _id, favouriteColour FROM read_parquet('{profiles}',
-        union_by_name=true)""").fetchall())
+    rows = dict(
+        duckdb.sql(f"""SELECT _id, favouriteColour FROM read_parquet('{profiles}',
+        union_by_name=true)""").fetchall()
+    )
     assert rows["prof-new-0001"] == "teal" and rows["prof-ada-0001"] is None
     assert len(rows) == 6
 

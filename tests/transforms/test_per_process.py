@@ -1,5 +1,6 @@
 """transforms/per_process.py: one object per process for every copy of a handle, made
 once, and kept between bundles."""
+
 import gc
 import pickle
 import threading
@@ -19,15 +20,19 @@ def counting_maker():
     def make():
         made.append(Client())
         return made[-1]
+
     return make, made
 
 
 def test_every_pickled_copy_of_a_handle_gets_the_one_object():
     handle = PerProcess()
     make, made = counting_maker()
-    copies = [handle, pickle.loads(pickle.dumps(handle)),
-              pickler.loads(pickler.dumps(handle)),
-              pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(handle))))]
+    copies = [
+        handle,
+        pickle.loads(pickle.dumps(handle)),
+        pickler.loads(pickler.dumps(handle)),
+        pickle.loads(pickle.dumps(pickle.loads(pickle.dumps(handle)))),
+    ]
     objects = [copy.acquire(make) for copy in copies]
     assert len(made) == 1 and all(o is made[0] for o in objects)
 

@@ -5,6 +5,7 @@ The same records, reordered, redelivered and with equal timestamps, must leave t
 rows, cell for cell; upserts and deletes must do what the README says; every identity of
 a profile must lead to it. The stream and the run: helpers/profile_streams.py.
 """
+
 import random
 import uuid
 
@@ -30,6 +31,7 @@ def test_order_redelivery_and_ties_leave_the_same_rows(emulators, catalog):
 
 def test_writing_within_a_bundle_leaves_the_same_rows(emulators, catalog, monkeypatch):
     from transforms import profile_store
+
     records = sample_stream(catalog)
     _, at_bundle_end = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
     monkeypatch.setattr(profile_store, "MAX_UPDATES_UNWRITTEN", 2)
@@ -62,7 +64,13 @@ def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, c
     assert attributes["/homeAddress/city"] == "Cambridge"
     assert attributes["/mobilePhone/number"] == "+447700900815"  # only the second had it
     assert ada["attributes"]["/loyalty/points"]["dataset"] == "crm-profiles"
-    assert [e["_id"] for e in ada["events"]] == ["evt-ada-0005", "evt-ada-0004", "evt-ada-0003", "evt-ada-0002", "evt-ada-0001"]
+    assert [e["_id"] for e in ada["events"]] == [
+        "evt-ada-0005",
+        "evt-ada-0004",
+        "evt-ada-0003",
+        "evt-ada-0002",
+        "evt-ada-0001",
+    ]
     assert ("CRMID", "CRM-000815") in {(i["namespace"], i["id"]) for i in ada["identities"]}
     for identity in ada["identities"]:  # every linked identity finds her
         found = read_profile(table, identity["namespace"], identity["id"])
@@ -74,18 +82,27 @@ def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, c
 
     alan = read_profile(table, "Email", "alan@example.com")
     assert {p: a["value"] for p, a in alan["attributes"].items() if not p.startswith("/_")} == {
-        "/person/name/firstName": "Alan", "/loyalty/points": 7}
+        "/person/name/firstName": "Alan",
+        "/loyalty/points": 7,
+    }
 
     gone = read_profile(table, "Email", "gone@example.com")
     assert {p: a["value"] for p, a in gone["attributes"].items() if not p.startswith("/_")} == {
-        "/loyalty/points": 3}
+        "/loyalty/points": 3
+    }
 
 
 def _tiebreak_of(catalog, tier):
     from domain import merge
-    record = RecordParser(catalog).parse(profile_record(
-        "tie-1" if tier == "silver" else "tie-2", "2026-11-20T00:00:00Z", "grace@example.com",
-        loyalty={"tier": tier}))
+
+    record = RecordParser(catalog).parse(
+        profile_record(
+            "tie-1" if tier == "silver" else "tie-2",
+            "2026-11-20T00:00:00Z",
+            "grace@example.com",
+            loyalty={"tier": tier},
+        )
+    )
     return merge.order_key(0, record.dataset, record.entity).tiebreak
 
 
@@ -111,9 +128,16 @@ def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
         if record.feeds_profile:
             updates.append(ProfileUpdate.of(record))
     assert {u.kind for u in updates} == {"profile", "event"}
-    odd_values = (("/a", 2 ** 70), ("/b", -0.0), ("/c", float("nan")), ("/d", 1e-7),
-                  ("/e", {"z": [True, None, 1, 1.0, "é\u2028"], "a": {}}), ("/f", []),
-                  ("/g", False), ("/h", "x" * 5000))
+    odd_values = (
+        ("/a", 2**70),
+        ("/b", -0.0),
+        ("/c", float("nan")),
+        ("/d", 1e-7),
+        ("/e", {"z": [True, None, 1, 1.0, "é\u2028"], "a": {}}),
+        ("/f", []),
+        ("/g", False),
+        ("/h", "x" * 5000),
+    )
     updates.append(updates[0]._replace(attributes=odd_values, operation="delete"))
     coder = beam.coders.registry.get_coder(ProfileUpdate)
     assert isinstance(coder, ProfileUpdateCoder)
@@ -124,5 +148,6 @@ def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
 
     keyed = beam.Pipeline() | beam.Create([]) | key_by_person()
     assert beam.coders.registry.get_coder(keyed.element_type) == beam.coders.TupleCoder(
-        [beam.coders.BytesCoder(), ProfileUpdateCoder()])
+        [beam.coders.BytesCoder(), ProfileUpdateCoder()]
+    )
     assert typing.get_type_hints(ProfileUpdate)  # still a NamedTuple, fields typed

@@ -1,6 +1,7 @@
 """transforms/read.py: ReadMessages' backlog pull, against the Pub/Sub emulator, and the
 decoding of the messages Dataflow's read hands over (the option that sets the pull:
 tests/pipelines/test_options.py)."""
+
 import datetime
 
 import apache_beam as beam
@@ -18,28 +19,44 @@ from transforms.validate import _plain_datetime
 def publish(resources, count):
     publisher = pubsub_v1.PublisherClient()
     topic = publisher.topic_path(resources.project, resources.topic)
-    futures = [publisher.publish(topic, f"backlog-{n}".encode(), dataset="web-events",
-                                 number=str(n)) for n in range(count)]
+    futures = [
+        publisher.publish(topic, f"backlog-{n}".encode(), dataset="web-events", number=str(n))
+        for n in range(count)
+    ]
     for future in futures:
         future.result(timeout=30)
 
 
 def read_one_bundle(pipeline, resources, size):
     """What _PullBacklogFn makes of a bundle holding one message the read brought."""
-    first = PubsubMessage(b"first", {"dataset": "web-events", "number": "first"},
-                          message_id="m-first")
-    return (pipeline | beam.Create([first])
-            | beam.ParDo(_PullBacklogFn(resources.subscription_path, size))
-            | beam.Map(lambda m: (m.data, m.attributes["number"], bool(m.message_id),
-                                  m.publish_time is not None)))
+    first = PubsubMessage(
+        b"first", {"dataset": "web-events", "number": "first"}, message_id="m-first"
+    )
+    return (
+        pipeline
+        | beam.Create([first])
+        | beam.ParDo(_PullBacklogFn(resources.subscription_path, size))
+        | beam.Map(
+            lambda m: (
+                m.data,
+                m.attributes["number"],
+                bool(m.message_id),
+                m.publish_time is not None,
+            )
+        )
+    )
 
 
 def test_a_bundle_takes_in_the_backlog_and_acknowledges_it(pubsub_resources):
     publish(pubsub_resources, 25)
     with TestPipeline(runner="BundleBasedDirectRunner") as pipeline:
-        assert_that(read_one_bundle(pipeline, pubsub_resources, 1000), equal_to(
-            [(b"first", "first", True, False)]
-            + [(f"backlog-{n}".encode(), str(n), True, True) for n in range(25)]))
+        assert_that(
+            read_one_bundle(pipeline, pubsub_resources, 1000),
+            equal_to(
+                [(b"first", "first", True, False)]
+                + [(f"backlog-{n}".encode(), str(n), True, True) for n in range(25)]
+            ),
+        )
     assert pull_messages(pubsub_resources.subscription_path, 0, timeout=2) == []
 
 
@@ -53,10 +70,17 @@ def test_a_bundle_takes_in_at_most_the_pull_size(pubsub_resources):
 
 # --- the messages' decoding after Dataflow's read ---------------------------------------
 
+
 def fields(message):
-    return (message.data, message.attributes, message.message_id, message.publish_time,
-            type(message.publish_time), message.publish_time and message.publish_time.tzinfo,
-            message.ordering_key)
+    return (
+        message.data,
+        message.attributes,
+        message.message_id,
+        message.publish_time,
+        type(message.publish_time),
+        message.publish_time and message.publish_time.tzinfo,
+        message.ordering_key,
+    )
 
 
 def beams_decoding(encoded):
@@ -71,7 +95,8 @@ def test_message_from_proto_makes_what_beams_decoding_makes():
         assert fields(message_from_proto(encoded)) == fields(beams_decoding(encoded))
     assert message_from_proto(proto_messages()[0]).ordering_key == "person-1"
     assert message_from_proto(proto_messages()[4]).publish_time == datetime.datetime(
-        2026, 11, 30, 12, 0, 0, 123_456, tzinfo=datetime.timezone.utc)  # nanoseconds cut off
+        2026, 11, 30, 12, 0, 0, 123_456, tzinfo=datetime.timezone.utc
+    )  # nanoseconds cut off
     assert type(message_from_proto(proto_messages()[4]).publish_time) is datetime.datetime
 
 
@@ -81,6 +106,9 @@ def test_the_read_decodes_the_protos_it_is_handed():
     assert read._source.with_attributes  # the read itself delivers whole messages
     with TestPipeline() as pipeline:
         decoded = read.expand_continued(
-            pipeline | beam.Create(proto_messages()).with_output_types(bytes))
-        assert_that(decoded | beam.Map(fields), equal_to(
-            [fields(beams_decoding(m)) for m in proto_messages()]))
+            pipeline | beam.Create(proto_messages()).with_output_types(bytes)
+        )
+        assert_that(
+            decoded | beam.Map(fields),
+            equal_to([fields(beams_decoding(m)) for m in proto_messages()]),
+        )

@@ -1,5 +1,6 @@
 """transforms/validate.py: ParseAndValidate on Beam's TestPipeline: valid records and
 failures apart, the messages' ids and times kept, and its counters in Beam's metrics."""
+
 import datetime
 import json
 
@@ -20,41 +21,84 @@ UTC = datetime.timezone.utc
 def test_parse_and_validate_splits_valid_records_from_failures(catalog):
     with TestPipeline() as p:
         results = p | beam.Create(sample_messages()) | ParseAndValidate(catalog)
-        assert_that(results.valid | beam.Map(lambda r: r.dataset) | beam.combiners.Count.PerElement(),
-                    equal_to([("crm-profiles", 5), ("web-events", 13), ("web-events-archive", 3)]),
-                    label="valid per dataset")
-        assert_that(results.failed | beam.Map(lambda f: (f.error_class, f.attributes["n"], f.step)),
-                    equal_to([("not_json", "18", "parse_and_validate"),
-                              ("not_object", "19", "parse_and_validate"),
-                              ("unknown_dataset", "20", "parse_and_validate"),
-                              ("schema_violation", "21", "parse_and_validate"),
-                              ("schema_violation", "22", "parse_and_validate"),
-                              ("identity", "23", "parse_and_validate")]),
-                    label="failures with their class and attributes")
+        assert_that(
+            results.valid | beam.Map(lambda r: r.dataset) | beam.combiners.Count.PerElement(),
+            equal_to([("crm-profiles", 5), ("web-events", 13), ("web-events-archive", 3)]),
+            label="valid per dataset",
+        )
+        assert_that(
+            results.failed | beam.Map(lambda f: (f.error_class, f.attributes["n"], f.step)),
+            equal_to(
+                [
+                    ("not_json", "18", "parse_and_validate"),
+                    ("not_object", "19", "parse_and_validate"),
+                    ("unknown_dataset", "20", "parse_and_validate"),
+                    ("schema_violation", "21", "parse_and_validate"),
+                    ("schema_violation", "22", "parse_and_validate"),
+                    ("identity", "23", "parse_and_validate"),
+                ]
+            ),
+            label="failures with their class and attributes",
+        )
 
 
 def test_records_and_failures_keep_the_messages_id_payload_and_publish_time(catalog):
-    published = DatetimeWithNanoseconds(2026, 11, 30, 12, 0, 0, nanosecond=123456789,
-                                        tzinfo=UTC)
+    published = DatetimeWithNanoseconds(2026, 11, 30, 12, 0, 0, nanosecond=123456789, tzinfo=UTC)
     plain = datetime.datetime(2026, 11, 30, 12, 0, 0, 123456, tzinfo=UTC)
     good = (EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()[0]
-    messages = [PubsubMessage(good, {"dataset": "web-events"}, message_id="m-good",
-                              publish_time=published),
-                PubsubMessage(b"\xff{", {"dataset": "web-events", "k": "v"},
-                              message_id="m-bad", publish_time=published),
-                PubsubMessage(b"", {"dataset": "web-events"})]  # no id, no time, no data
+    messages = [
+        PubsubMessage(good, {"dataset": "web-events"}, message_id="m-good", publish_time=published),
+        PubsubMessage(
+            b"\xff{",
+            {"dataset": "web-events", "k": "v"},
+            message_id="m-bad",
+            publish_time=published,
+        ),
+        PubsubMessage(b"", {"dataset": "web-events"}),
+    ]  # no id, no time, no data
     with TestPipeline() as p:
         results = p | beam.Create(messages) | ParseAndValidate(catalog)
-        assert_that(results.valid | beam.Map(lambda r: (
-            r.message_id, r.publish_time, type(r.publish_time), r.payload, r.attributes)),
+        assert_that(
+            results.valid
+            | beam.Map(
+                lambda r: (
+                    r.message_id,
+                    r.publish_time,
+                    type(r.publish_time),
+                    r.payload,
+                    r.attributes,
+                )
+            ),
             equal_to([("m-good", plain, datetime.datetime, good, {"dataset": "web-events"})]),
-            label="the record")
-        assert_that(results.failed | beam.Map(lambda f: (
-            f.message_id, f.publish_time, f.payload, f.attributes, f.error_class, f.dataset)),
-            equal_to([("m-bad", plain, b"\xff{", {"dataset": "web-events", "k": "v"},
-                       "not_utf8", "web-events"),
-                      ("", None, b"", {"dataset": "web-events"}, "not_json", "web-events")]),
-            label="the failures")
+            label="the record",
+        )
+        assert_that(
+            results.failed
+            | beam.Map(
+                lambda f: (
+                    f.message_id,
+                    f.publish_time,
+                    f.payload,
+                    f.attributes,
+                    f.error_class,
+                    f.dataset,
+                )
+            ),
+            equal_to(
+                [
+                    (
+                        "m-bad",
+                        plain,
+                        b"\xff{",
+                        {"dataset": "web-events", "k": "v"},
+                        "not_utf8",
+                        "web-events",
+                    ),
+                    ("", None, b"", {"dataset": "web-events"}, "not_json", "web-events"),
+                ]
+            ),
+            label="the failures",
+        )
 
 
 def test_the_disagreement_counter_reaches_beam_metrics(catalog):
@@ -63,14 +107,21 @@ def test_the_disagreement_counter_reaches_beam_metrics(catalog):
     nan_payload = json.dumps(entity).replace('"Infinity"', "Infinity").encode()
     plain_payload = (EXAMPLES / "records-bare.jsonl").read_bytes().splitlines()[0]
     pipeline = TestPipeline(runner="BundleBasedDirectRunner")
-    _ = (pipeline
-         | beam.Create([PubsubMessage(nan_payload, {"dataset": "web-events"}),
-                        PubsubMessage(plain_payload, {"dataset": "web-events"})])
-         | ParseAndValidate(catalog))
+    _ = (
+        pipeline
+        | beam.Create(
+            [
+                PubsubMessage(nan_payload, {"dataset": "web-events"}),
+                PubsubMessage(plain_payload, {"dataset": "web-events"}),
+            ]
+        )
+        | ParseAndValidate(catalog)
+    )
     result = pipeline.run()
     result.wait_until_finish()
     counters = result.metrics().query(
-        MetricsFilter().with_namespace("validation").with_name("fast_path_disagreement"))
+        MetricsFilter().with_namespace("validation").with_name("fast_path_disagreement")
+    )
     counters = counters["counters"]
     assert sum(counter.committed for counter in counters) == 1
 
@@ -82,7 +133,10 @@ def test_valid_records_are_counted_per_dataset(catalog):
     result.wait_until_finish()
     counters = result.metrics().query(MetricsFilter().with_namespace("valid"))["counters"]
     assert {c.key.metric.name: c.committed for c in counters} == {
-        "crm-profiles": 5, "web-events": 13, "web-events-archive": 3}
+        "crm-profiles": 5,
+        "web-events": 13,
+        "web-events-archive": 3,
+    }
 
 
 def test_a_plain_utc_publish_time_is_kept_as_it_is():
@@ -97,10 +151,14 @@ def test_a_plain_utc_publish_time_is_kept_as_it_is():
 def test_a_publish_time_becomes_the_same_moment_as_a_plain_utc_datetime():
     paris = datetime.timezone(datetime.timedelta(hours=1))
     for moment, expected in [
-        (datetime.datetime(2026, 11, 30, 13, 0, 0, 1, tzinfo=paris),
-         datetime.datetime(2026, 11, 30, 12, 0, 0, 1, tzinfo=UTC)),
-        (DatetimeWithNanoseconds(2026, 11, 30, 12, 0, 0, nanosecond=999999999, tzinfo=UTC),
-         datetime.datetime(2026, 11, 30, 12, 0, 0, 999999, tzinfo=UTC)),
+        (
+            datetime.datetime(2026, 11, 30, 13, 0, 0, 1, tzinfo=paris),
+            datetime.datetime(2026, 11, 30, 12, 0, 0, 1, tzinfo=UTC),
+        ),
+        (
+            DatetimeWithNanoseconds(2026, 11, 30, 12, 0, 0, nanosecond=999999999, tzinfo=UTC),
+            datetime.datetime(2026, 11, 30, 12, 0, 0, 999999, tzinfo=UTC),
+        ),
     ]:
         plain = _plain_datetime(moment)
         assert plain == expected and type(plain) is datetime.datetime and plain.tzinfo is UTC
