@@ -14,7 +14,7 @@ $(INSTALLED): pyproject.toml setup.py
 venv: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(VENV)/bin/python -m ingest.demo
+	$(VENV)/bin/python -m ingest.dev.demo
 
 test: $(INSTALLED)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

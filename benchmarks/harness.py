@@ -8,6 +8,7 @@ Bigtable, and stops everything on the way out, whatever happens. It then publish
 `publish_steadily`, a `VisibilityPoller` notes when each record becomes visible, and
 `wait_until_seen` waits for the rest. See benchmarks/README.md.
 """
+
 import argparse
 import contextlib
 import json
@@ -29,19 +30,24 @@ from google.cloud import pubsub_v1
 from google.cloud.bigtable import row_filters
 from google.cloud.bigtable.row_set import RowSet
 
-from ingest import local_stack
-from ingest.clients import open_table
 from domain.catalog import Catalog
-from domain.profile_table import row_key
-from domain.profile_table import ATTRIBUTES_FAMILY
+from domain.profile_table import ATTRIBUTES_FAMILY, row_key
+from ingest import admin
+from ingest.clients import open_table
+from ingest.dev import local_stack
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CATALOG = "examples/catalog.yaml"
 DATASET = "crm-profiles"
-NAMES = dict(project="demo-project", topic="bench-input", subscription="bench-input-sub",
-             dead_letter_topic="bench-dead-letter",
-             dead_letter_subscription="bench-dead-letter-sub",
-             instance="bench-instance", table="profiles")
+NAMES = dict(
+    project="demo-project",
+    topic="bench-input",
+    subscription="bench-input-sub",
+    dead_letter_topic="bench-dead-letter",
+    dead_letter_subscription="bench-dead-letter-sub",
+    instance="bench-instance",
+    table="profiles",
+)
 
 ROWS_PER_READ = 500
 STARTUP_DEADLINE_SECONDS = 180
@@ -51,12 +57,15 @@ PIPELINE_STOP_SECONDS = 20
 # A record is visible in Bigtable once its row has the attribute the record writes. The
 # pipeline writes all of a row's mutations in one MutateRows entry, so the row appears whole.
 VISIBLE_COLUMN = b"/loyalty/points"
-VISIBLE_FILTER = row_filters.RowFilterChain(filters=[
-    row_filters.ColumnRangeFilter(ATTRIBUTES_FAMILY, start_column=VISIBLE_COLUMN,
-                                  end_column=VISIBLE_COLUMN),
-    row_filters.CellsRowLimitFilter(1),
-    row_filters.StripValueTransformerFilter(True),
-])
+VISIBLE_FILTER = row_filters.RowFilterChain(
+    filters=[
+        row_filters.ColumnRangeFilter(
+            ATTRIBUTES_FAMILY, start_column=VISIBLE_COLUMN, end_column=VISIBLE_COLUMN
+        ),
+        row_filters.CellsRowLimitFilter(1),
+        row_filters.StripValueTransformerFilter(True),
+    ]
+)
 
 
 def command_line(module, argv):
@@ -83,8 +92,10 @@ class Bench:
 
     def check_pipeline_running(self):
         if self.pipeline.poll() is not None:
-            raise SystemExit(f"the pipeline stopped (exit status {self.pipeline.returncode}); "
-                             f"see {self.pipeline_log}")
+            raise SystemExit(
+                f"the pipeline stopped (exit status {self.pipeline.returncode}); "
+                f"see {self.pipeline_log}"
+            )
 
 
 @contextlib.contextmanager
@@ -100,17 +111,17 @@ def running_pipeline(state_dir, pipeline_arguments, description):
     stack = local_stack.start(state_dir, pubsub_port=0, bigtable_port=0)
     try:
         os.environ.update(local_stack.environment(stack, NAMES["project"]))
-        local_stack.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
+        admin.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
         bench.table = open_table(NAMES["project"], NAMES["instance"], NAMES["table"])
         bench.publisher = pubsub_v1.PublisherClient(
-            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1))
+            batch_settings=pubsub_v1.types.BatchSettings(max_messages=1)
+        )
         bench.topic = bench.publisher.topic_path(NAMES["project"], NAMES["topic"])
 
         progress(f"{description}; its log: {bench.pipeline_log.relative_to(ROOT)}")
         bench.pipeline = start_pipeline(bench, pipeline_arguments)
         bench.warm_up_seconds = warm_up(bench)
-        progress(f"The warm-up record was visible {bench.warm_up_seconds:.1f} s after its "
-                 "publish")
+        progress(f"The warm-up record was visible {bench.warm_up_seconds:.1f} s after its publish")
         yield bench
     finally:
         progress("Stopping the pipeline and the emulators")
@@ -125,7 +136,9 @@ def start_pipeline(bench, pipeline_arguments):
     project = NAMES["project"]
     shutil.rmtree(bench.lake, ignore_errors=True)
     command = [
-        sys.executable, "-m", "pipelines.streaming_ingest",
+        sys.executable,
+        "-m",
+        "pipelines.streaming_ingest",
         f"--input_subscription=projects/{project}/subscriptions/{NAMES['subscription']}",
         f"--dead_letter_topic=projects/{project}/topics/{NAMES['dead_letter_topic']}",
         f"--catalog={CATALOG}",
@@ -153,13 +166,16 @@ def warm_up(bench):
     email = f"warm-up-{bench.run_id}@bench.example.com"
     key = row_key("Email", email)
     published_at = time.monotonic()
-    bench.publisher.publish(bench.topic, profile_record(f"warm-up-{bench.run_id}", email, 0),
-                            dataset=DATASET).result(timeout=30)
+    bench.publisher.publish(
+        bench.topic, profile_record(f"warm-up-{bench.run_id}", email, 0), dataset=DATASET
+    ).result(timeout=30)
     while not read_visible(bench.table, [key]):
         bench.check_pipeline_running()
         if time.monotonic() - published_at > STARTUP_DEADLINE_SECONDS:
-            raise SystemExit(f"the warm-up record was not in Bigtable after "
-                             f"{STARTUP_DEADLINE_SECONDS} s; see {bench.pipeline_log}")
+            raise SystemExit(
+                f"the warm-up record was not in Bigtable after "
+                f"{STARTUP_DEADLINE_SECONDS} s; see {bench.pipeline_log}"
+            )
         time.sleep(0.1)
     return time.monotonic() - published_at
 
@@ -169,10 +185,11 @@ def read_visible(table, keys):
     found = []
     for first in range(0, len(keys), ROWS_PER_READ):
         row_set = RowSet()
-        for key in keys[first:first + ROWS_PER_READ]:
+        for key in keys[first : first + ROWS_PER_READ]:
             row_set.add_row_key(key)
-        found.extend(row.row_key for row in table.read_rows(row_set=row_set,
-                                                            filter_=VISIBLE_FILTER))
+        found.extend(
+            row.row_key for row in table.read_rows(row_set=row_set, filter_=VISIBLE_FILTER)
+        )
     return found
 
 
@@ -183,8 +200,9 @@ def read_visible(table, keys):
 def profile_record(record_id, email, points):
     record = {
         "_id": record_id,
-        "identityMap": {"Email": [{"id": email, "authenticatedState": "authenticated",
-                                   "primary": True}]},
+        "identityMap": {
+            "Email": [{"id": email, "authenticatedState": "authenticated", "primary": True}]
+        },
         "loyalty": {"points": points},
     }
     return json.dumps(record).encode("utf-8")
@@ -196,8 +214,7 @@ def publish_steadily(bench, poller, options, key_of, where):
     `where` names where it looks, for the progress output. Returns the publish times
     (time.monotonic(), just before each publish call), the failures and the keys."""
     count = max(1, round(options.rate * options.seconds))
-    progress(f"Publishing {count} profile records at {options.rate:g}/s for "
-             f"{options.seconds:g} s")
+    progress(f"Publishing {count} profile records at {options.rate:g}/s for {options.seconds:g} s")
     published_at = {}
     futures = {}
     keys = {}
@@ -215,11 +232,14 @@ def publish_steadily(bench, poller, options, key_of, where):
         poller.expect(keys[number], number)  # before the publish, so no sighting is missed
         published_at[number] = time.monotonic()
         futures[number] = bench.publisher.publish(
-            bench.topic, profile_record(record_id, email, number), dataset=DATASET)
+            bench.topic, profile_record(record_id, email, number), dataset=DATASET
+        )
         most_behind = max(most_behind, published_at[number] - due)
         if published_at[number] - last_report >= PROGRESS_EVERY_SECONDS:
-            progress(f"  published {number + 1} of {count}, "
-                     f"{poller.pending_count()} not yet seen in {where}")
+            progress(
+                f"  published {number + 1} of {count}, "
+                f"{poller.pending_count()} not yet seen in {where}"
+            )
             last_report = published_at[number]
 
     failed = {}
@@ -229,9 +249,14 @@ def publish_steadily(bench, poller, options, key_of, where):
         except Exception as error:  # counted and reported, not raised
             failed[number] = repr(error)
             poller.forget(keys[number])
-    return {"published_at": published_at, "failed": failed, "first_publish": start,
-            "last_publish": max(published_at.values()), "most_behind": most_behind,
-            "keys": keys}
+    return {
+        "published_at": published_at,
+        "failed": failed,
+        "first_publish": start,
+        "last_publish": max(published_at.values()),
+        "most_behind": most_behind,
+        "keys": keys,
+    }
 
 
 def wait_until_seen(bench, poller, last_publish, deadline_seconds):
@@ -242,12 +267,16 @@ def wait_until_seen(bench, poller, last_publish, deadline_seconds):
         if poller.error is not None:
             return
         if time.monotonic() - last_report >= PROGRESS_EVERY_SECONDS:
-            progress(f"  {poller.pending_count()} records not yet seen, "
-                     f"{time.monotonic() - last_publish:.0f} s after the last publish")
+            progress(
+                f"  {poller.pending_count()} records not yet seen, "
+                f"{time.monotonic() - last_publish:.0f} s after the last publish"
+            )
             last_report = time.monotonic()
         time.sleep(0.1)
-    progress(f"Done waiting: {poller.pending_count()} records not seen "
-             f"{time.monotonic() - last_publish:.1f} s after the last publish")
+    progress(
+        f"Done waiting: {poller.pending_count()} records not seen "
+        f"{time.monotonic() - last_publish:.1f} s after the last publish"
+    )
 
 
 class VisibilityPoller(threading.Thread):
@@ -332,9 +361,10 @@ def delivered_and_latencies(publishing, poller):
     A lost record's latency is infinite: it stays in the quantiles, slower than any seen."""
     published_at = publishing["published_at"]
     delivered = [number for number in published_at if number not in publishing["failed"]]
-    latencies = sorted(poller.seen_at[number] - published_at[number]
-                       if number in poller.seen_at else math.inf
-                       for number in delivered)
+    latencies = sorted(
+        poller.seen_at[number] - published_at[number] if number in poller.seen_at else math.inf
+        for number in delivered
+    )
     return delivered, latencies
 
 
@@ -356,8 +386,9 @@ def poller_resolution_ms(poller):
 
 def describe_machine():
     return {
-        "nproc": (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                  else os.cpu_count()),  # what `nproc` says; macOS has no affinity
+        "nproc": (
+            len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        ),  # what `nproc` says; macOS has no affinity
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -378,12 +409,21 @@ def machine_rows(figures):
     return [
         ("command", figures["command"]),
         ("date", figures["date"]),
-        ("machine", f"nproc {machine['nproc']}, {machine['platform']}, "
-                    f"Python {machine['python']}, apache-beam {machine['apache_beam']}"),
-        ("load average", f"{machine['load_average_before']} before, "
-                         f"{machine.get('load_average_after')} after (1 min)"),
-        ("benchmark cpu", f"{machine.get('benchmark_cpu_seconds')} s used by this process "
-                          "(publisher and poller) while measuring"),
+        (
+            "machine",
+            f"nproc {machine['nproc']}, {machine['platform']}, "
+            f"Python {machine['python']}, apache-beam {machine['apache_beam']}",
+        ),
+        (
+            "load average",
+            f"{machine['load_average_before']} before, "
+            f"{machine.get('load_average_after')} after (1 min)",
+        ),
+        (
+            "benchmark cpu",
+            f"{machine.get('benchmark_cpu_seconds')} s used by this process "
+            "(publisher and poller) while measuring",
+        ),
     ]
 
 
@@ -407,10 +447,13 @@ def argument_parser(module, description):
     """The parser every benchmark starts from: its command, defaults shown in --help, and
     --json."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m benchmarks.{module}", description=description,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--json", action="store_true",
-                        help="print the figures as JSON instead of a table")
+        prog=f"python -m benchmarks.{module}",
+        description=description,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the figures as JSON instead of a table"
+    )
     return parser
 
 

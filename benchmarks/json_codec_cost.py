@@ -1,12 +1,13 @@
 """What domain/json_codec.py (orjson) saves: µs per record of decoding a message and of
 the canonical encoding merge.order_key hashes, stdlib json against orjson, on messages
-from ingest.generate.
+from ingest.dev.generate.
 
     python -m benchmarks.json_codec_cost [--records N] [--runs N] [--seed S]
 
 The correctness side (orjson's answers, where used, are exactly json's) is tested in
-tests/test_json_codec.py; this is only the timing.
+tests/domain/test_json_codec.py; this is only the timing.
 """
+
 import argparse
 import json
 import statistics
@@ -23,8 +24,9 @@ from domain.records import RecordError
 
 CATALOG = ROOT / "examples" / "catalog.yaml"
 # The stdlib encoder with the canonical options (what the codec must agree with).
-REFERENCE = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                             check_circular=False)
+REFERENCE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 
 def no_fast_path(payload):
@@ -32,14 +34,18 @@ def no_fast_path(payload):
 
 
 def generated(count, seed):
-    from ingest.generate import RecordGenerator
-    return [(m.payload, m.dataset) for m in
-            RecordGenerator(seed=seed, duplicate_share=0).messages(count)]
+    from ingest.dev.generate import RecordGenerator
+
+    return [
+        (m.payload, m.dataset)
+        for m in RecordGenerator(seed=seed, duplicate_share=0).messages(count)
+    ]
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.json_codec_cost",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.json_codec_cost", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--seed", type=int, default=7)
@@ -76,13 +82,19 @@ def main(argv=None):
     with mock.patch.object(json_codec, "decode", no_fast_path):
         decode_json = per_record(_decode_json, payloads)
     size = sum(map(len, payloads)) / len(payloads)
-    print(f"{len(payloads)} generated messages (seed {options.seed}, {size:.0f} bytes on "
-          f"average), {len(values)} records; median of {options.runs} runs, µs per record")
-    print(f"decode     json {decode_json:5.2f}  orjson {per_record(_decode_json, payloads):5.2f}"
-          f"  (orjson.loads alone {per_record(orjson.loads, payloads):5.2f})")
-    print(f"canonical  json {per_record(reference, values):5.2f}  orjson "
-          f"{per_record(json_codec.canonical, values):5.2f}  (orjson.dumps alone "
-          f"{per_record(dumps, values):5.2f})")
+    print(
+        f"{len(payloads)} generated messages (seed {options.seed}, {size:.0f} bytes on "
+        f"average), {len(values)} records; median of {options.runs} runs, µs per record"
+    )
+    print(
+        f"decode     json {decode_json:5.2f}  orjson {per_record(_decode_json, payloads):5.2f}"
+        f"  (orjson.loads alone {per_record(orjson.loads, payloads):5.2f})"
+    )
+    print(
+        f"canonical  json {per_record(reference, values):5.2f}  orjson "
+        f"{per_record(json_codec.canonical, values):5.2f}  (orjson.dumps alone "
+        f"{per_record(dumps, values):5.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ are frozen out of the garbage collector's sight: a streaming worker holds a bund
 all 20,000). A message that fails a step goes no further; microseconds are per message that
 entered the step.
 """
+
 import datetime
 import gc
 import sys
@@ -21,8 +22,8 @@ from benchmarks.worker_path import FIXED_CLOCK, generated_messages
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     parser = harness.argument_parser(
-        "stage_costs", "Microseconds per message of each step of the worker path, in a "
-                       "plain loop.")
+        "stage_costs", "Microseconds per message of each step of the worker path, in a plain loop."
+    )
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
     options = parser.parse_args(argv)
@@ -31,9 +32,13 @@ def main(argv=None):
     machine = harness.describe_machine()
     steps = measure(options.messages, options.seed)
     harness.finish_machine(machine, time.process_time())
-    figures = {"command": harness.command_line("stage_costs", argv),
-               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "machine": machine, "messages": options.messages, "steps": steps}
+    figures = {
+        "command": harness.command_line("stage_costs", argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "messages": options.messages,
+        "steps": steps,
+    }
     harness.show(figures, options.json, print_table)
 
 
@@ -41,24 +46,34 @@ def print_table(figures):
     rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"]
     rows.append(("messages", str(figures["messages"])))
     for step in figures["steps"]:
-        rows.append((step["step"], f"{step['us_per_message']:7.1f} us per message "
-                                   f"({step['messages']} in, {step['cpu_seconds']} CPU s)"))
+        rows.append(
+            (
+                step["step"],
+                f"{step['us_per_message']:7.1f} us per message "
+                f"({step['messages']} in, {step['cpu_seconds']} CPU s)",
+            )
+        )
     total = sum(s["us_per_message"] * s["messages"] for s in figures["steps"]) / figures["messages"]
-    rows.append(("all steps", f"{total:7.1f} us per generated message: "
-                              f"{1e6 / total:.0f} messages per CPU-second"))
+    rows.append(
+        (
+            "all steps",
+            f"{total:7.1f} us per generated message: {1e6 / total:.0f} messages per CPU-second",
+        )
+    )
     harness.print_rows("Worker path, step by step, in a plain loop", rows)
 
 
 def measure(count, seed):
     import pyarrow as pa
-    from transforms.read import message_from_proto
+
+    from benchmarks.worker_path import _no_io_merge_fn
     from domain import merge
     from domain.catalog import Catalog
     from domain.lake_schema import arrow_schema, row_converter
-    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
-    from domain.records import RecordError
     from domain.parsing import RecordParser
-    from benchmarks.worker_path import _no_io_merge_fn
+    from domain.records import RecordError
+    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
+    from transforms.read import message_from_proto
 
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
     messages, _ = generated_messages(count, seed)
@@ -66,8 +81,10 @@ def measure(count, seed):
     parser = RecordParser(catalog)
     schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
     converters = {d: row_converter(schema) for d, schema in schemas.items()}
-    merger = _no_io_merge_fn(merge.MergePolicy(tuple(catalog.dataset_precedence)),
-                             {d.id: d.retention_days for d in catalog.datasets.values()})
+    merger = _no_io_merge_fn(
+        merge.MergePolicy(tuple(catalog.dataset_precedence)),
+        {d.id: d.retention_days for d in catalog.datasets.values()},
+    )
     merger.setup()
     merger.start_bundle()
     gc.collect()
@@ -80,16 +97,23 @@ def measure(count, seed):
         started = time.process_time()
         outputs = function(inputs)
         seconds = time.process_time() - started
-        steps.append({"step": name, "messages": len(inputs), "cpu_seconds": round(seconds, 2),
-                      "us_per_message": round(seconds / max(len(inputs), 1) * 1e6, 1)})
+        steps.append(
+            {
+                "step": name,
+                "messages": len(inputs),
+                "cpu_seconds": round(seconds, 2),
+                "us_per_message": round(seconds / max(len(inputs), 1) * 1e6, 1),
+            }
+        )
         return outputs
 
     def parse(decoded):
         records = []
         for message in decoded:
             try:
-                records.append(parser.parse(message.data, message.attributes,
-                                            message.message_id, FIXED_CLOCK))
+                records.append(
+                    parser.parse(message.data, message.attributes, message.message_id, FIXED_CLOCK)
+                )
             except RecordError:
                 pass
         return records
@@ -103,19 +127,32 @@ def measure(count, seed):
     def fold(keyed):
         states = {}
         for number, (key, update) in enumerate(keyed, 1):
-            merger.pending.fold(key, update, states.setdefault(key, merge.ProfileState()), lambda key: None)
+            merger.pending.fold(
+                key, update, states.setdefault(key, merge.ProfileState()), lambda key: None
+            )
             if number % MAX_UPDATES_UNWRITTEN == 0:  # as the pipeline does
                 merger.write_rows()
 
-    decoded = step("decode Pub/Sub proto (message_from_proto)", protos,
-                   lambda items: [message_from_proto(p) for p in items])
+    decoded = step(
+        "decode Pub/Sub proto (message_from_proto)",
+        protos,
+        lambda items: [message_from_proto(p) for p in items],
+    )
     records = step("parse + validate", decoded, parse)
     rows = step("lake rows (row_converter)", records, lake_rows)
-    step("lake Arrow tables (per dataset)", records, lambda _: [
-        pa.Table.from_pylist(dataset_rows, schema=schemas[dataset])
-        for dataset, dataset_rows in rows.items()])
-    keyed = step("key by person (ProfileUpdate)", records,
-                 lambda items: [pair for r in items for pair in keyed_by_person(r)])
+    step(
+        "lake Arrow tables (per dataset)",
+        records,
+        lambda _: [
+            pa.Table.from_pylist(dataset_rows, schema=schemas[dataset])
+            for dataset, dataset_rows in rows.items()
+        ],
+    )
+    keyed = step(
+        "key by person (ProfileUpdate)",
+        records,
+        lambda items: [pair for r in items for pair in keyed_by_person(r)],
+    )
     step("merge + Bigtable mutations (fold)", keyed, fold)
     return steps
 

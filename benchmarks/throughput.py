@@ -7,7 +7,7 @@ a plain Python consumer doing the same work (the floor).
 1. Starts Google's emulators on free ports (state in .local-stack-bench/throughput/),
    creates the topics, subscriptions and table (as the other benchmarks do) and a second
    subscription of the input topic for the floor.
-2. Publishes N messages from ingest.generate (seeded; 5% invalid, no duplicates, every
+2. Publishes N messages from ingest.dev.generate (seeded; 5% invalid, no duplicates, every
    `_id` its own) to the input topic, and waits until every publish is confirmed. The
    backlog is then in both subscriptions.
 3. Starts `python -m pipelines.streaming_ingest` (DirectRunner, all branches: Bigtable,
@@ -27,6 +27,7 @@ includes Beam's start and the last lake window), and from the first lake rows se
 the last (closer to the steady rate); the floor's events/s from its first pull to its
 last file written; the ratio pipeline / floor.
 """
+
 import argparse
 import datetime
 import glob
@@ -59,15 +60,24 @@ def main(argv=None):
 
 def parse_arguments(argv):
     parser = harness.argument_parser(
-        "throughput", "How fast the pipeline drains a backlog on the local stack, beside a "
-                    "plain Python consumer doing the same work.")
+        "throughput",
+        "How fast the pipeline drains a backlog on the local stack, beside a "
+        "plain Python consumer doing the same work.",
+    )
     parser.add_argument("--messages", type=int, default=20000, help="the backlog")
-    parser.add_argument("--readers", type=int, default=1,
-                        help="the pipeline's --pubsub_readers")
-    parser.add_argument("--window-seconds", type=int, default=5,
-                        help="the pipeline's --window_seconds (the lake's window)")
-    parser.add_argument("--deadline-seconds", type=float, default=300,
-                        help="how long the pipeline may take to drain the backlog")
+    parser.add_argument("--readers", type=int, default=1, help="the pipeline's --pubsub_readers")
+    parser.add_argument(
+        "--window-seconds",
+        type=int,
+        default=5,
+        help="the pipeline's --window_seconds (the lake's window)",
+    )
+    parser.add_argument(
+        "--deadline-seconds",
+        type=float,
+        default=300,
+        help="how long the pipeline may take to drain the backlog",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--floor-worker", action="store_true", help=argparse.SUPPRESS)
     options = parser.parse_args(argv)
@@ -79,8 +89,9 @@ def parse_arguments(argv):
 def run(options, command_line):
     from google.cloud import pubsub_v1
 
-    from ingest import local_stack
     from domain.catalog import Catalog
+    from ingest import admin
+    from ingest.dev import local_stack
 
     machine = harness.describe_machine()
     names = harness.NAMES
@@ -91,21 +102,29 @@ def run(options, command_line):
     publisher = None
     try:
         os.environ.update(local_stack.environment(stack, names["project"]))
-        local_stack.create_resources(**names, catalog=Catalog.load(str(harness.ROOT / harness.CATALOG)))
+        admin.create_resources(**names, catalog=Catalog.load(str(harness.ROOT / harness.CATALOG)))
         subscriber = pubsub_v1.SubscriberClient()
         topic = f"projects/{names['project']}/topics/{names['topic']}"
-        subscriber.create_subscription(request={
-            "name": subscriber.subscription_path(names["project"], FLOOR_SUBSCRIPTION),
-            "topic": topic, "ack_deadline_seconds": 60})
+        subscriber.create_subscription(
+            request={
+                "name": subscriber.subscription_path(names["project"], FLOOR_SUBSCRIPTION),
+                "topic": topic,
+                "ack_deadline_seconds": 60,
+            }
+        )
         subscriber.close()
 
         publisher = pubsub_v1.PublisherClient()
         generated = publish_backlog(publisher, topic, options)
 
-        pipeline_arguments = [f"--window_seconds={options.window_seconds}",
-                              f"--pubsub_readers={options.readers}"]
-        harness.progress(f"Starting the pipeline with {options.readers} reader(s); its log: "
-                         f"{bench.pipeline_log.relative_to(harness.ROOT)}")
+        pipeline_arguments = [
+            f"--window_seconds={options.window_seconds}",
+            f"--pubsub_readers={options.readers}",
+        ]
+        harness.progress(
+            f"Starting the pipeline with {options.readers} reader(s); its log: "
+            f"{bench.pipeline_log.relative_to(harness.ROOT)}"
+        )
         cpu_before = time.process_time()
         started = time.monotonic()
         started_wall = time.time()
@@ -123,10 +142,20 @@ def run(options, command_line):
         harness.progress(f"Running the floor: a plain consumer of {FLOOR_SUBSCRIPTION}")
         machine["load_average_before_floor"] = round(os.getloadavg()[0], 2)
         output = subprocess.run(
-            [sys.executable, "-m", "benchmarks.throughput", "--floor-worker",
-             "--messages", str(options.messages)],
-            cwd=harness.ROOT, check=True, stdout=subprocess.PIPE, text=True,
-            timeout=options.deadline_seconds + 60).stdout
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.throughput",
+                "--floor-worker",
+                "--messages",
+                str(options.messages),
+            ],
+            cwd=harness.ROOT,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+            timeout=options.deadline_seconds + 60,
+        ).stdout
         floor = json.loads(output.strip().splitlines()[-1])
     finally:
         harness.progress("Stopping the emulators")
@@ -138,9 +167,9 @@ def run(options, command_line):
 
 
 def publish_backlog(publisher, topic, options):
-    from ingest.generate import RecordGenerator
-    generator = RecordGenerator(seed=options.seed, invalid_share=INVALID_SHARE,
-                                duplicate_share=0)
+    from ingest.dev.generate import RecordGenerator
+
+    generator = RecordGenerator(seed=options.seed, invalid_share=INVALID_SHARE, duplicate_share=0)
     harness.progress(f"Publishing a backlog of {options.messages} generated messages")
     started = time.monotonic()
     futures, sizes = [], []
@@ -156,10 +185,13 @@ def publish_backlog(publisher, topic, options):
     if failed:
         raise SystemExit(f"{failed} of {options.messages} publishes failed")
     sizes.sort()
-    return {"counts": dict(generator.counts), "invalid_classes": dict(generator.invalid_classes),
-            "payload_bytes_median": sizes[len(sizes) // 2],
-            "payload_bytes_mean": round(sum(sizes) / len(sizes)),
-            "publish_seconds": round(time.monotonic() - started, 1)}
+    return {
+        "counts": dict(generator.counts),
+        "invalid_classes": dict(generator.invalid_classes),
+        "payload_bytes_median": sizes[len(sizes) // 2],
+        "payload_bytes_mean": round(sum(sizes) / len(sizes)),
+        "publish_seconds": round(time.monotonic() - started, 1),
+    }
 
 
 class LakeCounter:
@@ -172,6 +204,7 @@ class LakeCounter:
 
     def count(self):
         import pyarrow.parquet as pq
+
         for path in glob.glob(self.pattern):
             if path not in self.rows:
                 self.rows[path] = pq.read_metadata(path).num_rows
@@ -180,7 +213,7 @@ class LakeCounter:
     def by_dataset(self):
         totals = {}
         for path, rows in self.rows.items():
-            dataset = path[len(self.pattern.split("*")[0]):].split(os.sep)[0]
+            dataset = path[len(self.pattern.split("*")[0]) :].split(os.sep)[0]
             totals[dataset] = totals.get(dataset, 0) + rows
         return totals
 
@@ -211,13 +244,17 @@ def wait_for_drain(bench, options, started):
     steady = None
     if first_rows_at is not None and rows > first_rows and now > first_rows_at:
         steady = round((rows - first_rows) / (now - first_rows_at), 1)
-    return {"drained": rows >= total, "rows": rows, "rows_by_dataset": counter.by_dataset(),
-            "files": len(counter.rows), "seconds": round(seconds, 1),
-            "first_rows_after_seconds": (round(first_rows_at - started, 1)
-                                         if first_rows_at else None),
-            "reached_seconds": {f"{int(f * 100)}%": s for f, s in reached.items()},
-            "events_per_second": round(rows / seconds, 1),
-            "events_per_second_after_first_rows": steady}
+    return {
+        "drained": rows >= total,
+        "rows": rows,
+        "rows_by_dataset": counter.by_dataset(),
+        "files": len(counter.rows),
+        "seconds": round(seconds, 1),
+        "first_rows_after_seconds": (round(first_rows_at - started, 1) if first_rows_at else None),
+        "reached_seconds": {f"{int(f * 100)}%": s for f, s in reached.items()},
+        "events_per_second": round(rows / seconds, 1),
+        "events_per_second_after_first_rows": steady,
+    }
 
 
 def ingestion_times(lake, started_wall, total):
@@ -225,6 +262,7 @@ def ingestion_times(lake, started_wall, total):
     dead letter's ToErrorRows, as each record went through): when the work was done, not
     when the lake window holding it was closed and written."""
     import pyarrow.parquet as pq
+
     stamps = []
     for path in glob.glob(str(lake / "*" / "*" / "*" / "*.parquet")):
         column = pq.read_table(path, columns=["_ingested_at"]).column(0)
@@ -239,7 +277,8 @@ def ingestion_times(lake, started_wall, total):
         "ingested_last_after_seconds": round(last, 1),
         "events_per_second_by_ingested_at": round(len(stamps) / last, 1),
         "events_per_second_10_to_90_percent": (
-            round(0.8 * len(stamps) / (ninetieth - tenth), 1) if ninetieth > tenth else None),
+            round(0.8 * len(stamps) / (ninetieth - tenth), 1) if ninetieth > tenth else None
+        ),
     }
 
 
@@ -273,17 +312,15 @@ def run_floor(count):
     from google.cloud import pubsub_v1
     from google.cloud.bigtable.row import DirectRow
 
-    from ingest.clients import open_table
     from domain.catalog import Catalog
-    from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
-    from domain.dead_letters import error_row
-    from domain.profile_table import row_key
+    from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA, error_row
     from domain.lake_schema import arrow_schema, row_converter
-    from domain.profile_table import ATTRIBUTES_FAMILY, event_column, events_family
-    from domain.profile_writes import leaf_attributes
-    from domain.times import micros as _micros
-    from domain.records import FailedMessage, RecordError
     from domain.parsing import RecordParser
+    from domain.profile_table import ATTRIBUTES_FAMILY, event_column, events_family, row_key
+    from domain.profile_writes import leaf_attributes
+    from domain.records import FailedMessage, RecordError
+    from domain.times import micros as _micros
+    from ingest.clients import open_table
     from transforms.validate import STEP, _plain_datetime
 
     names = harness.NAMES
@@ -303,8 +340,9 @@ def run_floor(count):
     started = time.monotonic()
     cpu_started = _own_cpu_seconds()
     while len(seen) < count and time.monotonic() - started < 600:
-        response = subscriber.pull(request={"subscription": subscription,
-                                            "max_messages": PULL_MAX_MESSAGES}, timeout=30)
+        response = subscriber.pull(
+            request={"subscription": subscription, "max_messages": PULL_MAX_MESSAGES}, timeout=30
+        )
         pulls += 1
         mutations = {}
         for received in response.received_messages:
@@ -315,64 +353,82 @@ def run_floor(count):
             attributes = dict(message.attributes)
             publish_time = _plain_datetime(message.publish_time)
             try:
-                record = parser.parse(message.data, attributes, message.message_id,
-                                      publish_time)
+                record = parser.parse(message.data, attributes, message.message_id, publish_time)
             except RecordError as error:
-                failed = FailedMessage.of(error, STEP, message.data, attributes,
-                                          message.message_id, publish_time)
+                failed = FailedMessage.of(
+                    error, STEP, message.data, attributes, message.message_id, publish_time
+                )
                 rows_by_dataset.setdefault(ERRORS_DATASET, []).append(
-                    error_row(failed, time.time()))
+                    error_row(failed, time.time())
+                )
                 continue
             row = converters[record.dataset](record.entity)
-            row.update(_record_time=record.record_time, _publish_time=record.publish_time,
-                       _message_id=record.message_id,
-                       _ingested_at=datetime.datetime.now(datetime.timezone.utc))
+            row.update(
+                _record_time=record.record_time,
+                _publish_time=record.publish_time,
+                _message_id=record.message_id,
+                _ingested_at=datetime.datetime.now(datetime.timezone.utc),
+            )
             rows_by_dataset.setdefault(record.dataset, []).append(row)
             if record.feeds_profile:
                 key = row_key(*record.primary_identity)
                 direct = mutations.setdefault(key, DirectRow(key))
                 if record.kind == "event":
-                    direct.set_cell(events_family(retention[record.dataset]),
-                                    event_column(_micros(record.record_time),
-                                                 record.entity.get("_id", "")),
-                                    json.dumps({"dataset": record.dataset,
-                                                "event": record.entity}),
-                                    timestamp=record.record_time)
+                    direct.set_cell(
+                        events_family(retention[record.dataset]),
+                        event_column(_micros(record.record_time), record.entity.get("_id", "")),
+                        json.dumps({"dataset": record.dataset, "event": record.entity}),
+                        timestamp=record.record_time,
+                    )
                 else:
                     for pointer, value in leaf_attributes(record.entity):
                         if not pointer.startswith("/identityMap/"):
-                            direct.set_cell(ATTRIBUTES_FAMILY, pointer.encode("utf-8"),
-                                            json.dumps({"value": value,
-                                                        "dataset": record.dataset}),
-                                            timestamp=record.record_time)
+                            direct.set_cell(
+                                ATTRIBUTES_FAMILY,
+                                pointer.encode("utf-8"),
+                                json.dumps({"value": value, "dataset": record.dataset}),
+                                timestamp=record.record_time,
+                            )
         if mutations:
             statuses = table.mutate_rows(list(mutations.values()))
             mutate_calls += 1
             bigtable_rows += len(mutations)
             failed_rows = [s for s in statuses if s.code != 0]
             if failed_rows:
-                raise RuntimeError(f"{len(failed_rows)} Bigtable mutations failed: "
-                                   f"{failed_rows[0].message}")
+                raise RuntimeError(
+                    f"{len(failed_rows)} Bigtable mutations failed: {failed_rows[0].message}"
+                )
         if response.received_messages:
-            subscriber.acknowledge(request={"subscription": subscription, "ack_ids": [
-                received.ack_id for received in response.received_messages]})
+            subscriber.acknowledge(
+                request={
+                    "subscription": subscription,
+                    "ack_ids": [received.ack_id for received in response.received_messages],
+                }
+            )
     folder = tempfile.mkdtemp(prefix="throughput-floor-lake-")
     for dataset, rows in rows_by_dataset.items():
-        pq.write_table(pa.Table.from_pylist(rows, schema=schemas[dataset]),
-                       os.path.join(folder, f"{dataset}.parquet"))
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=schemas[dataset]),
+            os.path.join(folder, f"{dataset}.parquet"),
+        )
     seconds = time.monotonic() - started
     cpu_seconds = _own_cpu_seconds() - cpu_started
     subscriber.close()
     for name in os.listdir(folder):
         os.remove(os.path.join(folder, name))
     os.rmdir(folder)
-    return {"messages": len(seen), "rows_by_dataset": {d: len(r) for d, r in
-                                                       rows_by_dataset.items()},
-            "pulls": pulls, "mutate_rows_calls": mutate_calls, "bigtable_rows": bigtable_rows,
-            "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 1),
-            "events_per_second": round(len(seen) / seconds, 1),
-            "vm_hwm_mib": vm_hwm_mib("self"),
-            "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    return {
+        "messages": len(seen),
+        "rows_by_dataset": {d: len(r) for d, r in rows_by_dataset.items()},
+        "pulls": pulls,
+        "mutate_rows_calls": mutate_calls,
+        "bigtable_rows": bigtable_rows,
+        "seconds": round(seconds, 2),
+        "cpu_seconds": round(cpu_seconds, 1),
+        "events_per_second": round(len(seen) / seconds, 1),
+        "vm_hwm_mib": vm_hwm_mib("self"),
+        "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
 
 
 def _own_cpu_seconds():
@@ -390,15 +446,20 @@ def summarize(options, command_line, machine, generated, drain, floor):
         ratio = round(drain["events_per_second"] / floor["events_per_second"], 3)
     steady_ratio = None
     if drain.get("events_per_second_10_to_90_percent") and floor["events_per_second"]:
-        steady_ratio = round(drain["events_per_second_10_to_90_percent"]
-                             / floor["events_per_second"], 3)
+        steady_ratio = round(
+            drain["events_per_second_10_to_90_percent"] / floor["events_per_second"], 3
+        )
     return {
         "command": command_line,
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
-        "settings": {"messages": options.messages, "pubsub_readers": options.readers,
-                     "window_seconds": options.window_seconds, "seed": options.seed,
-                     "deadline_seconds": options.deadline_seconds},
+        "settings": {
+            "messages": options.messages,
+            "pubsub_readers": options.readers,
+            "window_seconds": options.window_seconds,
+            "seed": options.seed,
+            "deadline_seconds": options.deadline_seconds,
+        },
         "generated": generated,
         "pipeline": drain,
         "floor": floor,
@@ -410,36 +471,63 @@ def summarize(options, command_line, machine, generated, drain, floor):
 def print_table(figures):
     settings, generated = figures["settings"], figures["generated"]
     pipeline, floor = figures["pipeline"], figures["floor"]
-    drained = ("drained" if pipeline["drained"] else
-               f"NOT drained: {pipeline['rows']} of {settings['messages']} by the deadline")
+    drained = (
+        "drained"
+        if pipeline["drained"]
+        else f"NOT drained: {pipeline['rows']} of {settings['messages']} by the deadline"
+    )
     rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"] + [
-        ("settings", f"backlog {settings['messages']}, {settings['pubsub_readers']} Pub/Sub "
-                     f"reader(s), lake window {settings['window_seconds']} s, seed "
-                     f"{settings['seed']}"),
-        ("backlog", f"{generated['counts']}; payload median {generated['payload_bytes_median']}"
-                    f" B, mean {generated['payload_bytes_mean']} B; published in "
-                    f"{generated['publish_seconds']} s"),
+        (
+            "settings",
+            f"backlog {settings['messages']}, {settings['pubsub_readers']} Pub/Sub "
+            f"reader(s), lake window {settings['window_seconds']} s, seed "
+            f"{settings['seed']}",
+        ),
+        (
+            "backlog",
+            f"{generated['counts']}; payload median {generated['payload_bytes_median']}"
+            f" B, mean {generated['payload_bytes_mean']} B; published in "
+            f"{generated['publish_seconds']} s",
+        ),
         ("", ""),
-        ("pipeline", f"{drained} in {pipeline['seconds']} s from its start: "
-                     f"{pipeline['events_per_second']:.0f} events/s"),
-        ("", f"first lake rows visible after {pipeline['first_rows_after_seconds']} s; from "
-             f"then to drained {pipeline['events_per_second_after_first_rows']} events/s"),
+        (
+            "pipeline",
+            f"{drained} in {pipeline['seconds']} s from its start: "
+            f"{pipeline['events_per_second']:.0f} events/s",
+        ),
+        (
+            "",
+            f"first lake rows visible after {pipeline['first_rows_after_seconds']} s; from "
+            f"then to drained {pipeline['events_per_second_after_first_rows']} events/s",
+        ),
         ("", f"reached (s from start): {pipeline['reached_seconds']}"),
-        ("", f"by _ingested_at: first {pipeline.get('ingested_first_after_seconds')} s, last "
-             f"{pipeline.get('ingested_last_after_seconds')} s after start: "
-             f"{pipeline.get('events_per_second_by_ingested_at')} events/s from start, "
-             f"{pipeline.get('events_per_second_10_to_90_percent')} events/s from the 10% "
-             "to the 90% row"),
+        (
+            "",
+            f"by _ingested_at: first {pipeline.get('ingested_first_after_seconds')} s, last "
+            f"{pipeline.get('ingested_last_after_seconds')} s after start: "
+            f"{pipeline.get('events_per_second_by_ingested_at')} events/s from start, "
+            f"{pipeline.get('events_per_second_10_to_90_percent')} events/s from the 10% "
+            "to the 90% row",
+        ),
         ("", f"rows: {pipeline['rows_by_dataset']} in {pipeline['files']} files"),
-        ("", f"peak memory (VmHWM) {pipeline['vm_hwm_mib']} MiB; CPU "
-             f"{pipeline['pipeline_cpu_seconds']} s"),
-        ("floor", f"{floor['messages']} in {floor['seconds']} s: "
-                  f"{floor['events_per_second']:.0f} events/s ({floor['cpu_seconds']} CPU s, "
-                  f"{floor['pulls']} pulls, {floor['mutate_rows_calls']} MutateRows of "
-                  f"{floor['bigtable_rows']} rows)"),
+        (
+            "",
+            f"peak memory (VmHWM) {pipeline['vm_hwm_mib']} MiB; CPU "
+            f"{pipeline['pipeline_cpu_seconds']} s",
+        ),
+        (
+            "floor",
+            f"{floor['messages']} in {floor['seconds']} s: "
+            f"{floor['events_per_second']:.0f} events/s ({floor['cpu_seconds']} CPU s, "
+            f"{floor['pulls']} pulls, {floor['mutate_rows_calls']} MutateRows of "
+            f"{floor['bigtable_rows']} rows)",
+        ),
         ("", f"peak memory (VmHWM) {floor['vm_hwm_mib']} MiB"),
-        ("ratio", f"pipeline / floor {figures['ratio_pipeline_to_floor']} (from start), "
-                  f"{figures['ratio_pipeline_10_to_90_percent_to_floor']} (10% to 90% by _ingested_at)"),
+        (
+            "ratio",
+            f"pipeline / floor {figures['ratio_pipeline_to_floor']} (from start), "
+            f"{figures['ratio_pipeline_10_to_90_percent_to_floor']} (10% to 90% by _ingested_at)",
+        ),
         ("target", "2,000 events/s locally (issue #7)"),
     ]
     harness.print_rows("Throughput: draining a backlog on the local stack", rows)

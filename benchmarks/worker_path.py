@@ -3,7 +3,7 @@ beside the same functions in a plain Python loop (the floor).
 
     python -m benchmarks.worker_path [--messages N] [--seed S] [--json]
 
-No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.generate
+No emulators, no Pub/Sub, no Bigtable. Inputs: N messages from ingest.dev.generate
 (RecordGenerator, seeded, fixed clock, 5% invalid, no duplicates), written before the
 clock starts as Pub/Sub protos in 10 files: what Dataflow's read hands a worker.
 
@@ -37,6 +37,7 @@ run; events per CPU-second = N / CPU seconds (user + system) of the child proces
 during the run; the FnApiRunner here runs one SDK worker in process, so CPU seconds are
 at most about one core's.
 """
+
 import argparse
 import datetime
 import gc
@@ -66,14 +67,29 @@ def main(argv=None):
     cpu_before = time.process_time()
     results = {}
     small = max(1, options.messages // 5)
-    for name, mode, count in (("floor", "floor", options.messages),
-                              ("beam", "beam", options.messages),
-                              ("beam_small", "beam", small)):
+    for name, mode, count in (
+        ("floor", "floor", options.messages),
+        ("beam", "beam", options.messages),
+        ("beam_small", "beam", small),
+    ):
         harness.progress(f"Running the {mode} with {count} messages")
         output = subprocess.run(
-            [sys.executable, "-m", "benchmarks.worker_path", "--mode", mode,
-             "--messages", str(count), "--seed", str(options.seed)],
-            cwd=harness.ROOT, check=True, stdout=subprocess.PIPE, text=True).stdout
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.worker_path",
+                "--mode",
+                mode,
+                "--messages",
+                str(count),
+                "--seed",
+                str(options.seed),
+            ],
+            cwd=harness.ROOT,
+            check=True,
+            stdout=subprocess.PIPE,
+            text=True,
+        ).stdout
         results[name] = json.loads(output.strip().splitlines()[-1])
     harness.finish_machine(machine, cpu_before)
     big, little = results["beam"], results.pop("beam_small")
@@ -83,11 +99,15 @@ def main(argv=None):
         "messages": [little["messages"], big["messages"]],
         "seconds": [little["seconds"], big["seconds"]],
         "cpu_seconds": [little["cpu_seconds"], big["cpu_seconds"]],
-        "events_per_second": round((big["messages"] - little["messages"])
-                                   / max(big["seconds"] - little["seconds"], 1e-9), 1),
-        "events_per_cpu_second": round((big["messages"] - little["messages"])
-                                       / max(big["cpu_seconds"] - little["cpu_seconds"], 1e-9),
-                                       1),
+        "events_per_second": round(
+            (big["messages"] - little["messages"]) / max(big["seconds"] - little["seconds"], 1e-9),
+            1,
+        ),
+        "events_per_cpu_second": round(
+            (big["messages"] - little["messages"])
+            / max(big["cpu_seconds"] - little["cpu_seconds"], 1e-9),
+            1,
+        ),
     }
     figures = {
         "command": harness.command_line("worker_path", argv),
@@ -95,22 +115,27 @@ def main(argv=None):
         "machine": machine,
         "messages": options.messages,
         "results": results,
-        "ratio_beam_to_floor": round(results["beam"]["events_per_second"]
-                                     / results["floor"]["events_per_second"], 3),
+        "ratio_beam_to_floor": round(
+            results["beam"]["events_per_second"] / results["floor"]["events_per_second"], 3
+        ),
         "ratio_beam_to_floor_per_cpu_second": round(
-            results["beam"]["events_per_cpu_second"]
-            / results["floor"]["events_per_cpu_second"], 3),
+            results["beam"]["events_per_cpu_second"] / results["floor"]["events_per_cpu_second"], 3
+        ),
         "ratio_beam_marginal_to_floor_per_cpu_second": round(
             results["beam"]["marginal"]["events_per_cpu_second"]
-            / results["floor"]["events_per_cpu_second"], 3),
+            / results["floor"]["events_per_cpu_second"],
+            3,
+        ),
     }
     harness.show(figures, options.json, print_table)
 
 
 def parse_arguments(argv):
     parser = harness.argument_parser(
-        "worker_path", "Throughput of the pipeline's transforms on the FnApiRunner (batch), "
-                    "beside the same functions in a plain loop.")
+        "worker_path",
+        "Throughput of the pipeline's transforms on the FnApiRunner (batch), "
+        "beside the same functions in a plain loop.",
+    )
     parser.add_argument("--messages", type=int, default=20000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mode", choices=("floor", "beam"), help=argparse.SUPPRESS)
@@ -126,19 +151,27 @@ def parse_arguments(argv):
 
 def generated_messages(count, seed):
     from apache_beam.io.gcp.pubsub import PubsubMessage
-    from ingest.generate import RecordGenerator
+
+    from ingest.dev.generate import RecordGenerator
+
     generator = RecordGenerator(seed=seed, duplicate_share=0, clock=lambda: FIXED_CLOCK)
     messages = []
     for number, generated in enumerate(generator.messages(count)):
-        messages.append(PubsubMessage(
-            generated.payload, {"dataset": generated.dataset},
-            message_id=str(number), publish_time=FIXED_CLOCK))
+        messages.append(
+            PubsubMessage(
+                generated.payload,
+                {"dataset": generated.dataset},
+                message_id=str(number),
+                publish_time=FIXED_CLOCK,
+            )
+        )
     return messages, dict(generator.counts)
 
 
 def _no_io_merge_fn(policy, retention):
     """WriteProfiles' stateful DoFn with the Bigtable I/O taken out."""
     import apache_beam as beam
+
     from domain import merge
     from transforms.profile_store import _MergeIntoBigtableFn
 
@@ -164,6 +197,7 @@ def _no_io_merge_fn(policy, retention):
 
 def run_mode(mode, count, seed):
     from domain.catalog import Catalog
+
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
     messages, counts = generated_messages(count, seed)
     sizes = sorted(len(m.data) for m in messages)
@@ -183,16 +217,22 @@ def run_mode(mode, count, seed):
         seconds = time.perf_counter() - started
         cpu_seconds = _cpu_seconds() - cpu_started
         files = sum(len(names) for _, _, names in os.walk(lake))
-    return dict(extra, mode=mode, messages=count, generated=counts,
-                payload_bytes_median=sizes[len(sizes) // 2],
-                payload_bytes_mean=round(sum(sizes) / len(sizes)),
-                seconds=round(seconds, 2), cpu_seconds=round(cpu_seconds, 2),
-                events_per_second=round(count / seconds, 1),
-                events_per_cpu_second=round(count / cpu_seconds, 1),
-                parquet_files=files,
-                vm_hwm_mib_after_generation=round(rss_before / 1024, 1),
-                vm_hwm_mib=round(_vm_hwm_kib() / 1024, 1),
-                ru_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
+    return dict(
+        extra,
+        mode=mode,
+        messages=count,
+        generated=counts,
+        payload_bytes_median=sizes[len(sizes) // 2],
+        payload_bytes_mean=round(sum(sizes) / len(sizes)),
+        seconds=round(seconds, 2),
+        cpu_seconds=round(cpu_seconds, 2),
+        events_per_second=round(count / seconds, 1),
+        events_per_cpu_second=round(count / cpu_seconds, 1),
+        parquet_files=files,
+        vm_hwm_mib_after_generation=round(rss_before / 1024, 1),
+        vm_hwm_mib=round(_vm_hwm_kib() / 1024, 1),
+        ru_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
 
 
 def write_pubsub_protos(messages, folder, shards=10):
@@ -214,7 +254,7 @@ def read_pubsub_protos(path):
     position = 0
     while position < len(data):
         (length,) = struct.unpack_from(">I", data, position)
-        yield data[position + 4:position + 4 + length]
+        yield data[position + 4 : position + 4 + length]
         position += 4 + length
 
 
@@ -222,6 +262,7 @@ def run_beam(inputs, catalog, lake):
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
+
     from domain import merge
     from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
     from transforms.dead_letter import to_error_row
@@ -239,46 +280,60 @@ def run_beam(inputs, catalog, lake):
     worker_handlers.STATE_CACHE_SIZE_MB = 0
     options = PipelineOptions(["--runner=FnApiRunner"])
     pipeline = beam.Pipeline(options=options)
-    protos = (pipeline | "InputFiles" >> beam.Create(inputs)
-              | "ReadPubsubProtos" >> beam.FlatMap(read_pubsub_protos).with_output_types(bytes))
+    protos = (
+        pipeline
+        | "InputFiles" >> beam.Create(inputs)
+        | "ReadPubsubProtos" >> beam.FlatMap(read_pubsub_protos).with_output_types(bytes)
+    )
     messages = _ReadFromPubSub(SUBSCRIPTION).expand_continued(protos)
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
-    _ = (records.valid
-         | "KeyByPerson" >> key_by_person()
-         | "MergeWithoutBigtable" >> beam.ParDo(_no_io_merge_fn(policy, retention)))
+    _ = (
+        records.valid
+        | "KeyByPerson" >> key_by_person()
+        | "MergeWithoutBigtable" >> beam.ParDo(_no_io_merge_fn(policy, retention))
+    )
     lake_out = records.valid | "WriteToLake" >> WriteToLake(lake, catalog, 5)
     from transforms.lake import WriteParquetPartitions
-    _ = ((records.failed, lake_out["failed"]) | "CollectFailures" >> beam.Flatten()
-         | "ToErrorRows" >> beam.Map(to_error_row)
-         | "WriteErrorFiles" >> WriteParquetPartitions(
-             lake, {ERRORS_DATASET: ERRORS_SCHEMA}, 5))
+
+    _ = (
+        (records.failed, lake_out["failed"])
+        | "CollectFailures" >> beam.Flatten()
+        | "ToErrorRows" >> beam.Map(to_error_row)
+        | "WriteErrorFiles" >> WriteParquetPartitions(lake, {ERRORS_DATASET: ERRORS_SCHEMA}, 5)
+    )
     result = pipeline.run()
     result.wait_until_finish()
     counters = {}
     for counter in result.metrics().query()["counters"]:
         name = f"{counter.key.metric.namespace}:{counter.key.metric.name}"
         counters[name] = counters.get(name, 0) + counter.committed
-    return {"what": "FnApiRunner, batch, in-process SDK worker", "counters": counters,
-            "valid": sum(v for k, v in counters.items() if k.startswith("valid:")),
-            "lake_rows": sum(v for k, v in counters.items() if k.startswith("lake_rows:")
-                             and not k.endswith(ERRORS_DATASET)),
-            "error_rows": counters.get(f"lake_rows:{ERRORS_DATASET}", 0),
-            "bigtable_rows": counters.get("bench:bigtable_rows", 0)}
+    return {
+        "what": "FnApiRunner, batch, in-process SDK worker",
+        "counters": counters,
+        "valid": sum(v for k, v in counters.items() if k.startswith("valid:")),
+        "lake_rows": sum(
+            v
+            for k, v in counters.items()
+            if k.startswith("lake_rows:") and not k.endswith(ERRORS_DATASET)
+        ),
+        "error_rows": counters.get(f"lake_rows:{ERRORS_DATASET}", 0),
+        "bigtable_rows": counters.get("bench:bigtable_rows", 0),
+    }
 
 
 def run_floor(inputs, catalog, lake):
     import pyarrow as pa
     import pyarrow.parquet as pq
+
     from domain import merge
-    from domain.dead_letters import ERRORS_SCHEMA
-    from domain.dead_letters import error_row
+    from domain.dead_letters import ERRORS_SCHEMA, error_row
+    from domain.lake_schema import arrow_schema, row_converter
+    from domain.parsing import RecordParser
     from domain.profile_table import row_key
     from domain.profile_writes import ProfileUpdate
-    from transforms.profile_store import MAX_UPDATES_UNWRITTEN
-    from domain.lake_schema import arrow_schema, row_converter
-    from transforms.read import message_from_proto
     from domain.records import FailedMessage, RecordError
-    from domain.parsing import RecordParser
+    from transforms.profile_store import MAX_UPDATES_UNWRITTEN
+    from transforms.read import message_from_proto
     from transforms.validate import STEP, _plain_datetime
 
     parser = RecordParser(catalog)
@@ -293,22 +348,27 @@ def run_floor(inputs, catalog, lake):
     rows_by_dataset = {}
     unchecked = {}
     error_rows = []
-    messages = (message_from_proto(encoded)
-                for path in inputs for encoded in read_pubsub_protos(path))
+    messages = (
+        message_from_proto(encoded) for path in inputs for encoded in read_pubsub_protos(path)
+    )
     for message in messages:
         attributes = dict(message.attributes or {})
         publish_time = _plain_datetime(message.publish_time)
         try:
             record = parser.parse(message.data, attributes, message.message_id, publish_time)
         except RecordError as error:
-            failed = FailedMessage.of(error, STEP, message.data, attributes,
-                                      message.message_id, publish_time)
+            failed = FailedMessage.of(
+                error, STEP, message.data, attributes, message.message_id, publish_time
+            )
             error_rows.append(error_row(failed, time.time()))
             continue
         row = converters[record.dataset](record.entity)
-        row.update(_record_time=record.record_time, _publish_time=record.publish_time,
-                   _message_id=record.message_id,
-                   _ingested_at=datetime.datetime.now(datetime.timezone.utc))
+        row.update(
+            _record_time=record.record_time,
+            _publish_time=record.publish_time,
+            _message_id=record.message_id,
+            _ingested_at=datetime.datetime.now(datetime.timezone.utc),
+        )
         rows_by_dataset.setdefault(record.dataset, []).append(row)
         unchecked.setdefault(record.dataset, []).append(row)
         if sum(map(len, unchecked.values())) == 500:  # the pipeline's check, per batch
@@ -325,15 +385,22 @@ def run_floor(inputs, catalog, lake):
     merger.write_rows()
     for dataset, rows in rows_by_dataset.items():
         os.makedirs(os.path.join(lake, dataset), exist_ok=True)
-        pq.write_table(pa.Table.from_pylist(rows, schema=schemas[dataset]),
-                       os.path.join(lake, dataset, "part.parquet"))
+        pq.write_table(
+            pa.Table.from_pylist(rows, schema=schemas[dataset]),
+            os.path.join(lake, dataset, "part.parquet"),
+        )
     os.makedirs(os.path.join(lake, "_errors"), exist_ok=True)
-    pq.write_table(pa.Table.from_pylist(error_rows, schema=ERRORS_SCHEMA),
-                   os.path.join(lake, "_errors", "part.parquet"))
-    return {"what": "plain Python loop, one process",
-            "valid": sum(len(rows) for rows in rows_by_dataset.values()),
-            "lake_rows": sum(len(rows) for rows in rows_by_dataset.values()),
-            "error_rows": len(error_rows), "bigtable_rows": merger.rows_written}
+    pq.write_table(
+        pa.Table.from_pylist(error_rows, schema=ERRORS_SCHEMA),
+        os.path.join(lake, "_errors", "part.parquet"),
+    )
+    return {
+        "what": "plain Python loop, one process",
+        "valid": sum(len(rows) for rows in rows_by_dataset.values()),
+        "lake_rows": sum(len(rows) for rows in rows_by_dataset.values()),
+        "error_rows": len(error_rows),
+        "bigtable_rows": merger.rows_written,
+    }
 
 
 def _cpu_seconds():
@@ -356,41 +423,69 @@ def _vm_hwm_kib():
 def print_table(figures):
     floor, beam = figures["results"]["floor"], figures["results"]["beam"]
     rows = [row for row in harness.machine_rows(figures) if row[0] != "benchmark cpu"] + [
-        ("messages", f"{figures['messages']} generated (seed fixed, 5% invalid, no "
-                     f"duplicates): {beam['generated']}; payload median "
-                     f"{beam['payload_bytes_median']} B, mean {beam['payload_bytes_mean']} B"),
-        ("measured", "parse+validate, lake rows (+ Arrow check per batch) and Parquet files in a "
-                     "temp folder, error rows and their file, merge.apply + Bigtable "
-                     "mutations built (not sent); no Pub/Sub, no Bigtable I/O"),
+        (
+            "messages",
+            f"{figures['messages']} generated (seed fixed, 5% invalid, no "
+            f"duplicates): {beam['generated']}; payload median "
+            f"{beam['payload_bytes_median']} B, mean {beam['payload_bytes_mean']} B",
+        ),
+        (
+            "measured",
+            "parse+validate, lake rows (+ Arrow check per batch) and Parquet files in a "
+            "temp folder, error rows and their file, merge.apply + Bigtable "
+            "mutations built (not sent); no Pub/Sub, no Bigtable I/O",
+        ),
         ("", ""),
     ]
     for name, result in (("FnApiRunner", beam), ("plain loop", floor)):
-        rows.append((name, f"{result['events_per_second']:.0f} events/s wall "
-                           f"({result['seconds']} s), {result['events_per_cpu_second']:.0f} "
-                           f"events per CPU-second ({result['cpu_seconds']} CPU s)"))
-        rows.append(("", f"valid {result['valid']}, lake rows {result['lake_rows']}, error "
-                         f"rows {result['error_rows']}, Bigtable rows built "
-                         f"{result['bigtable_rows']}, Parquet files {result['parquet_files']}"))
-        rows.append(("", f"peak memory (VmHWM) {result['vm_hwm_mib']} MiB; "
-                         f"{result['vm_hwm_mib_after_generation']} MiB after generating the "
-                         "inputs"))
+        rows.append(
+            (
+                name,
+                f"{result['events_per_second']:.0f} events/s wall "
+                f"({result['seconds']} s), {result['events_per_cpu_second']:.0f} "
+                f"events per CPU-second ({result['cpu_seconds']} CPU s)",
+            )
+        )
+        rows.append(
+            (
+                "",
+                f"valid {result['valid']}, lake rows {result['lake_rows']}, error "
+                f"rows {result['error_rows']}, Bigtable rows built "
+                f"{result['bigtable_rows']}, Parquet files {result['parquet_files']}",
+            )
+        )
+        rows.append(
+            (
+                "",
+                f"peak memory (VmHWM) {result['vm_hwm_mib']} MiB; "
+                f"{result['vm_hwm_mib_after_generation']} MiB after generating the "
+                "inputs",
+            )
+        )
         if "marginal" in result:
             marginal = result["marginal"]
-            rows.append(("", f"marginal, runs of {marginal['messages'][0]} and "
-                             f"{marginal['messages'][1]} ({marginal['seconds'][0]} s, "
-                             f"{marginal['cpu_seconds'][0]} CPU s vs {marginal['seconds'][1]} s, "
-                             f"{marginal['cpu_seconds'][1]} CPU s): "
-                             f"{marginal['events_per_second']:.0f} events/s wall, "
-                             f"{marginal['events_per_cpu_second']:.0f} per CPU-second"))
+            rows.append(
+                (
+                    "",
+                    f"marginal, runs of {marginal['messages'][0]} and "
+                    f"{marginal['messages'][1]} ({marginal['seconds'][0]} s, "
+                    f"{marginal['cpu_seconds'][0]} CPU s vs {marginal['seconds'][1]} s, "
+                    f"{marginal['cpu_seconds'][1]} CPU s): "
+                    f"{marginal['events_per_second']:.0f} events/s wall, "
+                    f"{marginal['events_per_cpu_second']:.0f} per CPU-second",
+                )
+            )
     rows += [
-        ("ratio", f"FnApiRunner / plain loop: {figures['ratio_beam_to_floor']} (wall), "
-                  f"{figures['ratio_beam_to_floor_per_cpu_second']} (per CPU-second), "
-                  f"{figures['ratio_beam_marginal_to_floor_per_cpu_second']} (marginal, "
-                  "per CPU-second)"),
+        (
+            "ratio",
+            f"FnApiRunner / plain loop: {figures['ratio_beam_to_floor']} (wall), "
+            f"{figures['ratio_beam_to_floor_per_cpu_second']} (per CPU-second), "
+            f"{figures['ratio_beam_marginal_to_floor_per_cpu_second']} (marginal, "
+            "per CPU-second)",
+        ),
         ("target", "10,000 events/s per core (issue #7)"),
     ]
-    harness.print_rows("Worker path: the transform chain on the FnApiRunner vs a plain loop",
-                       rows)
+    harness.print_rows("Worker path: the transform chain on the FnApiRunner vs a plain loop", rows)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
 The schemas form a SchemaRegistry (domain/schemas.py).
 """
+
 import dataclasses
 import json
 import re
@@ -50,8 +51,9 @@ class Dataset:
     schema_ref: str = ""  # what senders give as header.schemaRef.id, where not schema_id
 
     def accepts_schema_ref(self, schema_ref):
-        return schema_ref == self.schema_id or (bool(self.schema_ref)
-                                                and schema_ref == self.schema_ref)
+        return schema_ref == self.schema_id or (
+            bool(self.schema_ref) and schema_ref == self.schema_ref
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +85,16 @@ class Catalog:
                 raise CatalogError(
                     f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
                     f"which is not among the {len(registry.schemas)} schemas loaded from "
-                    f"{folders}")
+                    f"{folders}"
+                )
         rules, blocked = _parse_identity_rules(path, spec.get("identity", {}))
-        return cls(datasets=datasets, registry=registry,
-                   dataset_precedence=_parse_merge_policy(path, spec, datasets),
-                   identity_rules=rules, blocked_identities=blocked)
+        return cls(
+            datasets=datasets,
+            registry=registry,
+            dataset_precedence=_parse_merge_policy(path, spec, datasets),
+            identity_rules=rules,
+            blocked_identities=blocked,
+        )
 
     def schema(self, dataset_id):
         return self.registry.schemas[self.datasets[dataset_id].schema_id]
@@ -104,8 +111,9 @@ def _parse_merge_policy(path, spec, datasets):
         return ()
     order = policy.get("dataset_precedence") if isinstance(policy, dict) else None
     if not isinstance(order, list) or not order:
-        raise CatalogError(f"{path}: merge_policy is 'timestamp' or "
-                           "{dataset_precedence: [dataset, ...]}")
+        raise CatalogError(
+            f"{path}: merge_policy is 'timestamp' or {{dataset_precedence: [dataset, ...]}}"
+        )
     unknown = [d for d in order if d not in datasets]
     if unknown:
         raise CatalogError(f"{path}: merge_policy names unknown datasets {unknown}")
@@ -114,10 +122,13 @@ def _parse_merge_policy(path, spec, datasets):
 
 def _parse_identity_rules(path, spec):
     """`identity: {priority: [...], unique: [...], blocked: [regex, ...], max_identities}`."""
-    if not isinstance(spec, dict) or set(spec) - {"priority", "unique", "blocked",
-                                                   "max_identities"}:
-        raise CatalogError(f"{path}: identity takes priority, unique, blocked and "
-                           "max_identities")
+    if not isinstance(spec, dict) or set(spec) - {
+        "priority",
+        "unique",
+        "blocked",
+        "max_identities",
+    }:
+        raise CatalogError(f"{path}: identity takes priority, unique, blocked and max_identities")
     lists = {}
     for name in ("priority", "unique", "blocked"):
         value = spec.get(name, [])
@@ -127,12 +138,12 @@ def _parse_identity_rules(path, spec):
     try:
         blocked = tuple(re.compile(pattern) for pattern in lists["blocked"])
     except re.error as error:
-        raise CatalogError(f"{path}: identity.blocked: {error.pattern!r} is not a "
-                           f"regular expression: {error}") from error
+        raise CatalogError(
+            f"{path}: identity.blocked: {error.pattern!r} is not a regular expression: {error}"
+        ) from error
     cap = spec.get("max_identities", DEFAULT_MAX_IDENTITIES)
     if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 1000:
-        raise CatalogError(f"{path}: identity.max_identities must be a whole number from "
-                           "2 to 1000")
+        raise CatalogError(f"{path}: identity.max_identities must be a whole number from 2 to 1000")
     return IdentityRules(tuple(lists["priority"]), frozenset(lists["unique"]), cap), blocked
 
 
@@ -144,15 +155,20 @@ def _parse_identity_fields(path, dataset_id, entries):
         pointer = entry.get("pointer") if isinstance(entry, dict) else None
         namespace = entry.get("namespace") if isinstance(entry, dict) else None
         primary = entry.get("primary", False) if isinstance(entry, dict) else None
-        if not (isinstance(pointer, str) and pointer.startswith("/")
-                and isinstance(namespace, str) and namespace and isinstance(primary, bool)):
+        if not (
+            isinstance(pointer, str)
+            and pointer.startswith("/")
+            and isinstance(namespace, str)
+            and namespace
+            and isinstance(primary, bool)
+        ):
             raise CatalogError(
                 f"{path}: dataset {dataset_id!r}: an identity is {{pointer: /json/pointer, "
-                f"namespace: Name, primary: true|false}}, not {entry!r}")
+                f"namespace: Name, primary: true|false}}, not {entry!r}"
+            )
         fields.append(IdentityField(pointer, namespace, primary))
     if sum(f.primary for f in fields) > 1:
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: at most one identity field "
-                           "is primary")
+        raise CatalogError(f"{path}: dataset {dataset_id!r}: at most one identity field is primary")
     return tuple(fields)
 
 
@@ -162,21 +178,28 @@ def _parse_dataset(path, dataset_id, entry):
     kind = entry.get("kind")
     if kind not in KINDS:
         raise CatalogError(
-            f"{path}: dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}")
+            f"{path}: dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}"
+        )
     feeds_profile = entry.get("profile", False)
     if not isinstance(feeds_profile, bool):
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'profile' must be true or false")
     retention_days = entry.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if not isinstance(retention_days, int) or isinstance(retention_days, bool) \
-            or retention_days < 1:
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
-                           "whole number of days, at least 1")
+    if (
+        not isinstance(retention_days, int)
+        or isinstance(retention_days, bool)
+        or retention_days < 1
+    ):
+        raise CatalogError(
+            f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
+            "whole number of days, at least 1"
+        )
     fields = _parse_identity_fields(path, dataset_id, entry.get("identities", []))
     schema_ref = entry.get("schema_ref", "")
     if not isinstance(schema_ref, str):
         raise CatalogError(f"{path}: dataset {dataset_id!r}: 'schema_ref' must be a string")
-    return Dataset(dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields,
-                   schema_ref)
+    return Dataset(
+        dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields, schema_ref
+    )
 
 
 def _read_document(path):
@@ -190,4 +213,5 @@ def _read_document(path):
         return yaml.safe_load(text) if is_yaml else json.loads(text)
     except (ValueError, yaml.YAMLError) as error:
         raise CatalogError(
-            f"{path} is not valid {'YAML' if is_yaml else 'JSON'}: {error}") from error
+            f"{path} is not valid {'YAML' if is_yaml else 'JSON'}: {error}"
+        ) from error

@@ -4,6 +4,7 @@
   reason in ERROR_ATTRIBUTES (which `ingest replay` takes off again);
 - in the lake's `_errors` dataset: a row of ERRORS_SCHEMA, for diagnosis with SQL.
 """
+
 import datetime
 
 import pyarrow as pa
@@ -12,30 +13,48 @@ from domain.times import UTC
 
 ERRORS_DATASET = "_errors"
 MAX_ATTRIBUTE_VALUE_BYTES = 1024  # Pub/Sub's limit on an attribute value
-ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step",
-                    "error_dataset")
+ERROR_ATTRIBUTES = ("error_class", "error_message", "error_pointer", "error_step", "error_dataset")
 _TIME = pa.timestamp("us", tz="UTC")
-ERRORS_SCHEMA = pa.schema([
-    ("payload", pa.binary()),
-    ("attributes", pa.map_(pa.string(), pa.string())),
-    ("dataset", pa.string()),
-    ("error_class", pa.string()),
-    ("error_message", pa.string()),
-    ("error_pointer", pa.string()),
-    ("errors", pa.list_(pa.struct(
-        [("pointer", pa.string()), ("keyword", pa.string()), ("message", pa.string())]))),
-    ("step", pa.string()),
-    ("_publish_time", _TIME),
-    ("_ingested_at", _TIME),
-    ("_message_id", pa.string()),
-])
+ERRORS_SCHEMA = pa.schema(
+    [
+        ("payload", pa.binary()),
+        ("attributes", pa.map_(pa.string(), pa.string())),
+        ("dataset", pa.string()),
+        ("error_class", pa.string()),
+        ("error_message", pa.string()),
+        ("error_pointer", pa.string()),
+        (
+            "errors",
+            pa.list_(
+                pa.struct(
+                    [("pointer", pa.string()), ("keyword", pa.string()), ("message", pa.string())]
+                )
+            ),
+        ),
+        ("step", pa.string()),
+        ("_publish_time", _TIME),
+        ("_ingested_at", _TIME),
+        ("_message_id", pa.string()),
+    ]
+)
 
 
 def dead_letter_attributes(failed):
     """The FailedMessage's own attributes with the reason added, each value within
     Pub/Sub's limit."""
-    reason = dict(zip(ERROR_ATTRIBUTES, (failed.error_class, failed.error_message,
-                                         failed.error_pointer, failed.step, failed.dataset)))
+    reason = dict(
+        zip(
+            ERROR_ATTRIBUTES,
+            (
+                failed.error_class,
+                failed.error_message,
+                failed.error_pointer,
+                failed.step,
+                failed.dataset,
+            ),
+            strict=True,
+        )
+    )
     attributes = dict(failed.attributes)
     attributes.update({k: _truncate(v) for k, v in reason.items() if v})
     return attributes
@@ -67,4 +86,4 @@ def _truncate(text):
     encoded = text.encode("utf-8")
     if len(encoded) <= MAX_ATTRIBUTE_VALUE_BYTES:
         return text
-    return encoded[:MAX_ATTRIBUTE_VALUE_BYTES - 3].decode("utf-8", errors="ignore") + "..."
+    return encoded[: MAX_ATTRIBUTE_VALUE_BYTES - 3].decode("utf-8", errors="ignore") + "..."

@@ -5,6 +5,7 @@ A schema it cannot take (a keyword whose semantics it does not share, a regex th
 cannot be rewritten, a schema jsonschema-rs refuses) is validated by the reference only,
 with a warning once per schema.
 """
+
 import logging
 import math
 import urllib.parse
@@ -20,24 +21,61 @@ _log = logging.getLogger(__name__)
 # every other format pass: those jsonschema-rs 0.61 knows (it asserts them by default in
 # drafts 4 to 7) and those the reference knows, overridden one by one; unknown ones pass.
 FAST_FORMATS = {
-    **{name: (lambda value: True) for name in (
-        "color", "duration", "email", "hostname", "idn-email", "idn-hostname", "ipv4", "ipv6",
-        "iri", "iri-reference", "json-pointer", "regex", "relative-json-pointer", "time",
-        "uri", "uri-reference", "uri-template", "uuid", "host-name", "ip-address",
-        "utc-millisec")},
-    **{name: (lambda value, name=name: FORMAT_CHECKER.conforms(value, name))
-       for name in CHECKED_FORMATS},
+    **{
+        name: (lambda value: True)
+        for name in (
+            "color",
+            "duration",
+            "email",
+            "hostname",
+            "idn-email",
+            "idn-hostname",
+            "ipv4",
+            "ipv6",
+            "iri",
+            "iri-reference",
+            "json-pointer",
+            "regex",
+            "relative-json-pointer",
+            "time",
+            "uri",
+            "uri-reference",
+            "uri-template",
+            "uuid",
+            "host-name",
+            "ip-address",
+            "utc-millisec",
+        )
+    },
+    **{
+        name: (lambda value, name=name: FORMAT_CHECKER.conforms(value, name))
+        for name in CHECKED_FORMATS
+    },
 }
 # Keywords whose semantics the fast path has not been shown to share with the reference:
 # a schema that uses one, or reaches one through a $ref, is checked by the reference only.
-REFERENCE_ONLY_KEYWORDS = ("$dynamicRef", "$dynamicAnchor", "$recursiveRef",
-                           "$recursiveAnchor", "unevaluatedProperties", "unevaluatedItems",
-                           "$vocabulary")
+REFERENCE_ONLY_KEYWORDS = (
+    "$dynamicRef",
+    "$dynamicAnchor",
+    "$recursiveRef",
+    "$recursiveAnchor",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+    "$vocabulary",
+)
 # Keywords that hold subschemas by name (their keys are names, not keywords) and keywords
 # that hold plain values (never schemas).
-_NAMED_SUBSCHEMAS = ("properties", "patternProperties", "definitions", "$defs",
-                     "dependentSchemas", "dependencies")
+_NAMED_SUBSCHEMAS = (
+    "properties",
+    "patternProperties",
+    "definitions",
+    "$defs",
+    "dependentSchemas",
+    "dependencies",
+)
 _VALUE_KEYWORDS = ("enum", "const", "examples", "default")
+
+
 class FastValidator:
     """jsonschema-rs over the schema set, for the one question "surely valid?".
 
@@ -91,6 +129,7 @@ def _reference_keywords(validator_class):
             def validate(self, instance):
                 for error in function(checker, self.value, instance, self.parent_schema):
                     raise ValueError(error.message)
+
         return Keyword
 
     class Annotation:
@@ -100,10 +139,13 @@ def _reference_keywords(validator_class):
         def validate(self, instance):
             pass
 
-    return {"pattern": delegate(jsonschema.Draft202012Validator.VALIDATORS["pattern"]),
-            "multipleOf": delegate(jsonschema.Draft202012Validator.VALIDATORS["multipleOf"]),
-            "contentMediaType": Annotation, "contentEncoding": Annotation,
-            "contentSchema": Annotation}
+    return {
+        "pattern": delegate(jsonschema.Draft202012Validator.VALIDATORS["pattern"]),
+        "multipleOf": delegate(jsonschema.Draft202012Validator.VALIDATORS["multipleOf"]),
+        "contentMediaType": Annotation,
+        "contentEncoding": Annotation,
+        "contentSchema": Annotation,
+    }
 
 
 def _all_finite(instance):
@@ -131,8 +173,11 @@ def _for_jsonschema_rs(node):
         if key in _VALUE_KEYWORDS:
             copy[key] = value
         elif key in _NAMED_SUBSCHEMAS and isinstance(value, dict):
-            rename = (lambda name: _rust_regex(name) or name) if key == "patternProperties" \
+            rename = (
+                (lambda name: _rust_regex(name) or name)
+                if key == "patternProperties"
                 else (lambda name: name)
+            )
             copy[key] = {rename(name): _for_jsonschema_rs(sub) for name, sub in value.items()}
         else:
             copy[key] = _for_jsonschema_rs(value)
@@ -161,8 +206,9 @@ def _fast_path_facts(schemas):
                 if target in owners:
                     reached.add(owners[target])
                 else:
-                    problems.append(f"{sid}: cannot tell which schema $ref {node['$ref']!r} "
-                                    "leads to")
+                    problems.append(
+                        f"{sid}: cannot tell which schema $ref {node['$ref']!r} leads to"
+                    )
         facts[sid] = (problems, sorted(reached))
     return facts
 
@@ -194,8 +240,11 @@ def _fast_path_problems(node, at_root):
     if "$schema" in node and not at_root:
         problems.append("a subschema has its own $schema")
     if isinstance(node.get("patternProperties"), dict):
-        problems += [f"patternProperties regex {name!r} is beyond the fast path"
-                     for name in node["patternProperties"] if _rust_regex(name) is None]
+        problems += [
+            f"patternProperties regex {name!r} is beyond the fast path"
+            for name in node["patternProperties"]
+            if _rust_regex(name) is None
+        ]
     return problems
 
 
@@ -214,7 +263,7 @@ def _rust_regex(pattern):
         if char == "\\":
             if i + 1 >= n or pattern[i + 1].isalnum() or not pattern[i + 1].isascii():
                 return None
-            out.append(pattern[i:i + 2])
+            out.append(pattern[i : i + 2])
             i, quantifiable = i + 2, True
         elif char == "[":
             end = i + 1
@@ -223,17 +272,16 @@ def _rust_regex(pattern):
             if end < n and pattern[end] == "]":
                 return None  # a leading ] is a literal in Python, an empty class in ECMA
             while end < n and pattern[end] != "]":
-                if pattern[end] == "[" or pattern[end:end + 2] in ("&&", "--", "~~"):
+                if pattern[end] == "[" or pattern[end : end + 2] in ("&&", "--", "~~"):
                     return None
                 if pattern[end] == "\\":
-                    if end + 1 >= n or pattern[end + 1].isalnum() \
-                            or not pattern[end + 1].isascii():
+                    if end + 1 >= n or pattern[end + 1].isalnum() or not pattern[end + 1].isascii():
                         return None
                     end += 1
                 end += 1
             if end >= n:
                 return None
-            out.append(pattern[i:end + 1])
+            out.append(pattern[i : end + 1])
             i, quantifiable = end + 1, True
         elif char == ".":
             out.append("[^\\n]")
@@ -256,9 +304,9 @@ def _rust_regex(pattern):
                 return None
             if char == "{":
                 end = pattern.find("}", i)
-                if end < 0 or not _is_counted_quantifier(pattern[i + 1:end]):
+                if end < 0 or not _is_counted_quantifier(pattern[i + 1 : end]):
                     return None
-                quantifier, i = pattern[i:end + 1], end + 1
+                quantifier, i = pattern[i : end + 1], end + 1
             else:
                 quantifier, i = char, i + 1
             if i < n and pattern[i] == "?":
@@ -295,13 +343,17 @@ class FastPath:
                 fast = self._build(schema_id)
             except _ReferenceOnly as reason:
                 fast = None
-                _log.warning("schema %s: validated by the reference validator only, as %s",
-                             schema_id, reason)
+                _log.warning(
+                    "schema %s: validated by the reference validator only, as %s", schema_id, reason
+                )
             except Exception as error:  # jsonschema_rs refuses what the reference accepts
                 fast = None
-                _log.warning("schema %s: validated by the reference validator only, as "
-                             "jsonschema-rs cannot compile it: %s", schema_id,
-                             (str(error).strip().splitlines() or [repr(error)])[0][:300])
+                _log.warning(
+                    "schema %s: validated by the reference validator only, as "
+                    "jsonschema-rs cannot compile it: %s",
+                    schema_id,
+                    (str(error).strip().splitlines() or [repr(error)])[0][:300],
+                )
             self._validators[schema_id] = fast
         return self._validators[schema_id]
 
@@ -312,17 +364,21 @@ class FastPath:
         if self._registry is None:
             self._registry = jsonschema_rs.Registry(
                 [(sid, _for_jsonschema_rs(schema)) for sid, schema in self.schemas.items()],
-                retriever=_refuse_retrieval)
+                retriever=_refuse_retrieval,
+            )
         reference_class = validator_class(self.schemas[schema_id])
-        return FastValidator(getattr(jsonschema_rs, reference_class.__name__)(
-            _for_jsonschema_rs(self.schemas[schema_id]),
-            registry=self._registry,
-            base_uri=schema_id,
-            retriever=_refuse_retrieval,
-            validate_formats=True,
-            formats=FAST_FORMATS,
-            ignore_unknown_formats=True,
-            keywords=_reference_keywords(reference_class)))
+        return FastValidator(
+            getattr(jsonschema_rs, reference_class.__name__)(
+                _for_jsonschema_rs(self.schemas[schema_id]),
+                registry=self._registry,
+                base_uri=schema_id,
+                retriever=_refuse_retrieval,
+                validate_formats=True,
+                formats=FAST_FORMATS,
+                ignore_unknown_formats=True,
+                keywords=_reference_keywords(reference_class),
+            )
+        )
 
     def _reference_only_reasons(self, schema_id):
         """Why the schema, or a schema it reaches by $ref, must go to the reference."""

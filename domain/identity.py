@@ -8,6 +8,7 @@ it is primary). A value that is blocked (empty, `null`, `undefined`, `anonymous`
 zeros, or a pattern of the catalog's) or longer than MAX_IDENTITY_CHARS is refused: it
 is never linked nor keyed by, and the record lands without it.
 """
+
 import dataclasses
 import re
 
@@ -29,6 +30,7 @@ class IdentityError(ValueError):
 @dataclasses.dataclass(frozen=True)
 class IdentityField:
     """A field of the record that holds an identity (Adobe's identity descriptor)."""
+
     pointer: str  # JSON pointer, e.g. /workEmail/address
     namespace: str
     primary: bool = False
@@ -93,7 +95,8 @@ def record_identities(found, blocked_patterns=(), needs_primary=True):
             raise IdentityError(
                 "identity_too_long",
                 f"identity {namespace[:40]}...:{identity_id[:40]} makes a Bigtable row key "
-                f"longer than {MAX_ROW_KEY_BYTES} bytes")
+                f"longer than {MAX_ROW_KEY_BYTES} bytes",
+            )
         if why is None:
             accepted.add((namespace, identity_id))
         else:
@@ -110,9 +113,11 @@ def primary_of(found):
     distinct = list(dict.fromkeys((ns, i, p) for ns, i, p in found))
     primaries = [i for i in distinct if i[2]] or (distinct if len(distinct) == 1 else [])
     if len({(ns, i) for ns, i, _ in primaries}) != 1:
-        count = f"{len(primaries)} marked primary" if primaries else (
-            f"none marked primary among {len(distinct)}" if distinct else "no identities")
-        raise IdentityError(
-            "identity", f"a profile needs exactly one primary identity: {count}")
+        count = (
+            f"{len(primaries)} marked primary"
+            if primaries
+            else (f"none marked primary among {len(distinct)}" if distinct else "no identities")
+        )
+        raise IdentityError("identity", f"a profile needs exactly one primary identity: {count}")
     namespace, identity_id, _ = primaries[0]
     return namespace, identity_id

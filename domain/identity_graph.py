@@ -13,6 +13,7 @@ rule:
 - `deleted`: a link older than a delete of one of its identities no longer holds.
 The same set of links gives the same graphs in any order, however often a link is seen.
 """
+
 import dataclasses
 import typing
 
@@ -24,6 +25,7 @@ DELETED = "deleted"
 
 class Link(typing.NamedTuple):
     """What one record says: these identities are one person (as of its time)."""
+
     time_us: int
     tiebreak: str
     identities: tuple  # ((namespace, id), ...), sorted, at least two
@@ -63,7 +65,7 @@ def edges_of(links):
     for link in links:
         members = sorted(set(link.identities))
         for i, a in enumerate(members):
-            for b in members[i + 1:]:
+            for b in members[i + 1 :]:
                 edges.add(Edge(a, b, link))
     return edges
 
@@ -88,8 +90,9 @@ def resolve(start, links, rules, deleted=None):
         if identity not in parent:
             parent[identity] = identity
             members[identity] = {identity}
-            unique_held[identity] = ({identity[0]: identity[1]}
-                                     if identity[0] in rules.unique else {})
+            unique_held[identity] = (
+                {identity[0]: identity[1]} if identity[0] in rules.unique else {}
+            )
         root = identity
         while parent[root] != root:
             root = parent[root]
@@ -124,5 +127,9 @@ def resolve(start, links, rules, deleted=None):
     return Graph(
         identities=graph,
         kept=[edge for edge, rule in decisions if rule is None and edge.a in graph],
-        dropped=[(edge, rule) for edge, rule in decisions
-                 if rule is not None and (edge.a in graph or edge.b in graph)])
+        dropped=[
+            (edge, rule)
+            for edge, rule in decisions
+            if rule is not None and (edge.a in graph or edge.b in graph)
+        ],
+    )

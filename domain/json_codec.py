@@ -2,7 +2,7 @@
 
 json stays the authority: each function uses orjson only for inputs on which orjson is
 known to give exactly what json gives, and hands every other input to json. The
-differences, all found by experiment (tests/test_json_codec.py proves the rest equal):
+differences, all found by experiment (tests/domain/test_json_codec.py proves the rest equal):
 
 decode (orjson.loads against json.loads):
 - orjson refuses what json reads as a non-finite float (NaN, Infinity, 1e999) and what
@@ -22,14 +22,16 @@ canonical (orjson.dumps with OPT_SORT_KEYS against json's canonical encoder):
 The guards are byte searches (a regular expression costs more than orjson saves): they
 may send an input to json that orjson would have got right, never the other way round.
 """
+
 import json
 
 import orjson
 
 # What json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False) makes,
 # with one encoder for all records (json.dumps with options builds one per call).
-CANONICAL_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
-                                  ensure_ascii=False, check_circular=False)
+CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False
+)
 
 # An integer of 64 bits has at most 20 digits, and all of 18 fit: a number with 19 digits
 # or more before its fraction goes to json. Outside a string a number follows '[', ',',
@@ -52,8 +54,7 @@ def decode(payload):
     numbers are all finite; or None where only json can tell (the caller asks json)."""
     if type(payload) is not bytes or payload[:1] not in (b"{", b"["):
         return None  # orjson also reads str; a bare value or leading space: json
-    if (len(payload) >= 2 * _MAX_DEPTH
-            and payload.count(b"[") + payload.count(b"{") >= _MAX_DEPTH):
+    if len(payload) >= 2 * _MAX_DEPTH and payload.count(b"[") + payload.count(b"{") >= _MAX_DEPTH:
         return None
     if _LONG_NUMBER in payload.translate(_NUMBER_SHAPES):
         return None
@@ -69,8 +70,10 @@ def canonical(value):
         encoded = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     except orjson.JSONEncodeError:
         return CANONICAL_JSON.encode(value).encode("utf-8")
-    if (b"null" in encoded  # None, or NaN or Infinity
-            or b"0.0000" in encoded  # repr writes below 1e-4 with an exponent
-            or _ONE_DIGIT_EXPONENT in (encoded + b",").translate(_EXPONENT_SHAPES)):
+    if (
+        b"null" in encoded  # None, or NaN or Infinity
+        or b"0.0000" in encoded  # repr writes below 1e-4 with an exponent
+        or _ONE_DIGIT_EXPONENT in (encoded + b",").translate(_EXPONENT_SHAPES)
+    ):
         return CANONICAL_JSON.encode(value).encode("utf-8")
     return encoded

@@ -9,6 +9,7 @@ so a retried bundle overwrites its own file instead of adding a copy, and a rest
 pipeline adds files beside the last run's. Paths go through Beam's FileSystems, so
 gs:// takes the same code as a local folder.
 """
+
 import datetime
 import posixpath
 import uuid
@@ -71,8 +72,12 @@ def table_in_schema(tables, schema):
 def partition_file_path(lake_path, dataset, start, end, shard, pane_index, run_id):
     """The file of a window [start, end) (UTC datetimes), dataset, shard and pane."""
     return posixpath.join(
-        lake_path, dataset, f"date={start:%Y-%m-%d}", f"hour={start:%H}",
-        f"part-{start:%Y%m%dT%H%M%S}-{end:%H%M%S}-{shard:03d}-{pane_index}-{run_id}.parquet")
+        lake_path,
+        dataset,
+        f"date={start:%Y-%m-%d}",
+        f"hour={start:%H}",
+        f"part-{start:%Y%m%dT%H%M%S}-{end:%H%M%S}-{shard:03d}-{pane_index}-{run_id}.parquet",
+    )
 
 
 def write_atomically(path, table):

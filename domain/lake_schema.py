@@ -7,6 +7,7 @@ schema maps. What a schema leaves open (no type, a union, a depth beyond
 MAX_SCHEMA_DEPTH) is kept as JSON text, marked in the field's metadata; an open object
 keeps the properties its schema does not name in an `_additional` JSON-text column.
 """
+
 import datetime
 import json
 
@@ -56,7 +57,8 @@ def _arrow_type(node, resolver, depth):
         json_type = "object"
     if json_type == "string":
         return {"date-time": pa.timestamp("us", tz="UTC"), "date": pa.date32()}.get(
-            node.get("format"), pa.string())
+            node.get("format"), pa.string()
+        )
     if json_type == "integer":
         return pa.int64()
     if json_type == "number":
@@ -66,8 +68,10 @@ def _arrow_type(node, resolver, depth):
     if json_type == "array" and isinstance(node.get("items"), dict):
         return pa.list_(_field("item", node["items"], resolver, depth))
     if json_type == "object" and properties:
-        fields = [_field(name, sub, sub_resolver, depth)
-                  for name, (sub, sub_resolver) in properties.items()]
+        fields = [
+            _field(name, sub, sub_resolver, depth)
+            for name, (sub, sub_resolver) in properties.items()
+        ]
         if is_open:  # what the schema does not name is kept, as JSON text
             fields.append(pa.field(ADDITIONAL, pa.string(), metadata=JSON_TEXT))
         return pa.struct(fields)
@@ -128,13 +132,17 @@ def _struct_converter(fields):
         for name, field_value in value.items():
             if name in converters:
                 convert_field = converters[name]
-                row[name] = (field_value if field_value is None or convert_field is None
-                             else convert_field(field_value))
+                row[name] = (
+                    field_value
+                    if field_value is None or convert_field is None
+                    else convert_field(field_value)
+                )
             elif keeps_additional and name != ADDITIONAL:
                 additional[name] = field_value
         if keeps_additional:
             row[ADDITIONAL] = _json_text(additional) if additional else None
         return row
+
     return convert
 
 

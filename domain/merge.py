@@ -18,6 +18,7 @@ the merge policy's choice: `timestamp` (the newest record's value), or
 ProfileState keeps, per attribute, the newest candidate of each dataset: enough to answer
 for both policies exactly, whatever order records arrive in.
 """
+
 import dataclasses
 import hashlib
 import typing
@@ -45,8 +46,11 @@ class MergePolicy:
     def rank(self, candidate):
         if not self.precedence:
             return (candidate.key,)
-        position = (self.precedence.index(candidate.dataset)
-                    if candidate.dataset in self.precedence else len(self.precedence))
+        position = (
+            self.precedence.index(candidate.dataset)
+            if candidate.dataset in self.precedence
+            else len(self.precedence)
+        )
         return (-position, candidate.key)
 
 
@@ -122,6 +126,7 @@ def _forget_attributes_before(state, reset):
 
 def _keep_newest_identities(state):
     if len(state.identities) > MAX_IDENTITIES_PER_PROFILE:
-        newest = sorted(state.identities.items(), key=lambda item: (item[1], item[0]),
-                        reverse=True)[:MAX_IDENTITIES_PER_PROFILE]
+        newest = sorted(
+            state.identities.items(), key=lambda item: (item[1], item[0]), reverse=True
+        )[:MAX_IDENTITIES_PER_PROFILE]
         state.identities = dict(newest)

@@ -7,6 +7,7 @@ where it finds nothing wrong, the record is valid and the disagreement is counte
 (`fast_path_disagreements`, and the optional callback, which the pipeline points at a
 metric).
 """
+
 import datetime
 import json
 import math
@@ -30,8 +31,14 @@ class RecordParser:
     `fast_validation=False` validates with the reference validator only, as before the
     fast path existed. Pickles as its catalog and options; validators are rebuilt."""
 
-    def __init__(self, catalog, max_errors=MAX_ERRORS_PER_RECORD, *, fast_validation=True,
-                 on_fast_path_disagreement=None):
+    def __init__(
+        self,
+        catalog,
+        max_errors=MAX_ERRORS_PER_RECORD,
+        *,
+        fast_validation=True,
+        on_fast_path_disagreement=None,
+    ):
         self.catalog = catalog
         self.max_errors = max_errors
         self.fast_validation = fast_validation
@@ -42,15 +49,18 @@ class RecordParser:
         catalog = self.catalog
         self.validators = {d: catalog.validator(d) for d in catalog.datasets}
         self.fast_validators = {
-            d: catalog.registry.fast_validator(dataset.schema_id) if self.fast_validation
-            else None
-            for d, dataset in catalog.datasets.items()}
+            d: catalog.registry.fast_validator(dataset.schema_id) if self.fast_validation else None
+            for d, dataset in catalog.datasets.items()
+        }
         self.fast_path_disagreements = 0  # fast path said no, the reference found nothing
 
     def __getstate__(self):  # jsonschema-rs validators do not pickle: rebuilt on arrival
-        return {"catalog": self.catalog, "max_errors": self.max_errors,
-                "fast_validation": self.fast_validation,
-                "on_fast_path_disagreement": self.on_fast_path_disagreement}
+        return {
+            "catalog": self.catalog,
+            "max_errors": self.max_errors,
+            "fast_validation": self.fast_validation,
+            "on_fast_path_disagreement": self.on_fast_path_disagreement,
+        }
 
     def __setstate__(self, state):
         self.__dict__.update(state)
@@ -61,7 +71,8 @@ class RecordParser:
         attributes = dict(attributes or {})
         if len(payload) > MAX_MESSAGE_BYTES:
             raise RecordError(
-                "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}")
+                "too_large", f"message is {len(payload)} bytes; the limit is {MAX_MESSAGE_BYTES}"
+            )
         document, numbers_finite = _decode_json(payload)
         # Each level opens with a bracket of its own: with few brackets in the text, no walk.
         may_be_deep = payload.count(b"{") + payload.count(b"[") > MAX_NESTING
@@ -71,11 +82,16 @@ class RecordParser:
             pointer = _lone_surrogate(document)
             if pointer is not None:
                 raise RecordError(
-                    "not_utf8", f"the string at {pointer or '/'} holds a lone UTF-16 "
+                    "not_utf8",
+                    f"the string at {pointer or '/'} holds a lone UTF-16 "
                     "surrogate (a \\ud800-\\udfff escape with no pair): it has no UTF-8 "
-                    "form, so neither Bigtable nor Parquet can store it", pointer)
+                    "form, so neither Bigtable nor Parquet can store it",
+                    pointer,
+                )
         if not isinstance(document, dict):
-            raise RecordError("not_object", f"a record is a JSON object, not {_json_type(document)}")
+            raise RecordError(
+                "not_object", f"a record is a JSON object, not {_json_type(document)}"
+            )
 
         header = document.get("header")
         if isinstance(header, dict) and "body" in document:
@@ -88,16 +104,39 @@ class RecordParser:
             raise RecordError(
                 "unknown_dataset",
                 "no dataset: a bare record needs a 'dataset' attribute, an envelope "
-                "needs header.datasetId", "/header/datasetId")
+                "needs header.datasetId",
+                "/header/datasetId",
+            )
         try:
-            return self._record(dataset_id, schema_ref, entity, header, message_id,
-                                publish_time, payload, attributes, numbers_finite, xdm_meta)
+            return self._record(
+                dataset_id,
+                schema_ref,
+                entity,
+                header,
+                message_id,
+                publish_time,
+                payload,
+                attributes,
+                numbers_finite,
+                xdm_meta,
+            )
         except RecordError as error:
             error.dataset = dataset_id
             raise
 
-    def _record(self, dataset_id, schema_ref, entity, header, message_id, publish_time,
-                payload, attributes, numbers_finite=False, xdm_meta=None):
+    def _record(
+        self,
+        dataset_id,
+        schema_ref,
+        entity,
+        header,
+        message_id,
+        publish_time,
+        payload,
+        attributes,
+        numbers_finite=False,
+        xdm_meta=None,
+    ):
         dataset = self.catalog.datasets.get(dataset_id)
         if dataset is None:
             raise RecordError("unknown_dataset", f"dataset {dataset_id!r} is not in the catalog")
@@ -105,28 +144,38 @@ class RecordParser:
             raise RecordError(
                 "unknown_schema",
                 f"header.schemaRef.id {schema_ref!r} is not the schema of dataset "
-                f"{dataset_id!r} ({dataset.schema_id})", "/header/schemaRef/id")
+                f"{dataset_id!r} ({dataset.schema_id})",
+                "/header/schemaRef/id",
+            )
 
         operation = _operation(header, attributes)
         if operation != "merge" and dataset.kind != "profile":
-            raise RecordError("bad_operation", f"operation {operation!r} applies to profile "
-                              f"records; dataset {dataset_id!r} holds events")
+            raise RecordError(
+                "bad_operation",
+                f"operation {operation!r} applies to profile "
+                f"records; dataset {dataset_id!r} holds events",
+            )
         self._validate(dataset_id, entity, numbers_finite)
         found = identities(entity, xdm_meta, dataset.identity_fields)
         if len(found) > MAX_IDENTITIES_PER_RECORD:
-            raise RecordError("too_many_identities", f"{len(found)} identities in the "
-                              f"record; the limit is {MAX_IDENTITIES_PER_RECORD}",
-                              "/identityMap")
+            raise RecordError(
+                "too_many_identities",
+                f"{len(found)} identities in the record; the limit is {MAX_IDENTITIES_PER_RECORD}",
+                "/identityMap",
+            )
         checked = None
         if dataset.feeds_profile:
             try:
                 checked = record_identities(found, self.catalog.blocked_identities)
             except IdentityError as error:
-                raise RecordError(error.error_class, str(error), "/identityMap")
+                raise RecordError(error.error_class, str(error), "/identityMap") from None
         time = record_time(dataset.kind, entity, header, publish_time)
         if dataset.feeds_profile and time < EPOCH:
-            raise RecordError("bad_timestamp", f"record time {time.isoformat()} is before 1970: "
-                                               "Bigtable cell times cannot be negative")
+            raise RecordError(
+                "bad_timestamp",
+                f"record time {time.isoformat()} is before 1970: "
+                "Bigtable cell times cannot be negative",
+            )
         return Record(
             dataset=dataset_id,
             kind=dataset.kind,
@@ -147,15 +196,19 @@ class RecordParser:
         fast = self.fast_validators[dataset_id]
         if fast is not None and fast.is_valid(entity, numbers_finite):
             return
-        errors = sorted(self.validators[dataset_id].iter_errors(entity),
-                        key=lambda e: list(map(str, e.absolute_path)))
+        errors = sorted(
+            self.validators[dataset_id].iter_errors(entity),
+            key=lambda e: list(map(str, e.absolute_path)),
+        )
         if not errors and fast is not None:  # the reference has the last word
             self.fast_path_disagreements += 1
             if self.on_fast_path_disagreement is not None:
                 self.on_fast_path_disagreement()
         if errors:
-            shown = [Violation(json_pointer(e.absolute_path), str(e.validator), _shorten(e.message))
-                     for e in errors[:max(1, self.max_errors)]]
+            shown = [
+                Violation(json_pointer(e.absolute_path), str(e.validator), _shorten(e.message))
+                for e in errors[: max(1, self.max_errors)]
+            ]
             text = "; ".join(map(str, shown))
             if len(errors) > len(shown):
                 text += f"; and {len(errors) - len(shown)} more"
@@ -168,15 +221,17 @@ def record_time(kind, entity, header, publish_time):
     if kind == "event":
         candidates = [entity.get("timestamp")]
     else:
-        candidates = [(entity.get("_repo") or {}).get("modifyDate"),
-                      (header or {}).get("timestamp")]
+        candidates = [
+            (entity.get("_repo") or {}).get("modifyDate"),
+            (header or {}).get("timestamp"),
+        ]
     for value in candidates:
         if value is None:
             continue
         try:
             parsed = datetime.datetime.fromisoformat(str(value))
         except ValueError:
-            raise RecordError("bad_timestamp", f"{value!r} is not an RFC 3339 date-time")
+            raise RecordError("bad_timestamp", f"{value!r} is not an RFC 3339 date-time") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=datetime.timezone.utc)
         return parsed.astimezone(datetime.timezone.utc)
@@ -187,11 +242,17 @@ def _operation(header, attributes):
     """An envelope's header.operations.data (as Adobe's streaming upserts), else the
     `operation` attribute; `merge` when neither says."""
     operations = (header or {}).get("operations") if isinstance(header, dict) else None
-    operation = (operations.get("data") if isinstance(operations, dict) else None) \
-        or attributes.get("operation") or "merge"
+    operation = (
+        (operations.get("data") if isinstance(operations, dict) else None)
+        or attributes.get("operation")
+        or "merge"
+    )
     if operation not in OPERATIONS:
-        raise RecordError("bad_operation", f"operation {operation!r} is not one of "
-                          f"{OPERATIONS}", "/header/operations/data")
+        raise RecordError(
+            "bad_operation",
+            f"operation {operation!r} is not one of {OPERATIONS}",
+            "/header/operations/data",
+        )
     return operation
 
 
@@ -201,8 +262,9 @@ def _open_envelope(document):
     schema_id = schema_ref.get("id") if isinstance(schema_ref, dict) else None
     entity = body.get("xdmEntity") if isinstance(body, dict) else None
     if not isinstance(entity, dict):
-        raise RecordError("not_object", "an envelope's body.xdmEntity must be a JSON object",
-                          "/body/xdmEntity")
+        raise RecordError(
+            "not_object", "an envelope's body.xdmEntity must be a JSON object", "/body/xdmEntity"
+        )
     return header.get("datasetId"), schema_id, entity
 
 
@@ -215,7 +277,7 @@ def _decode_json(payload):
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
-        raise RecordError("not_utf8", f"message is not UTF-8: {error}")
+        raise RecordError("not_utf8", f"message is not UTF-8: {error}") from None
     not_finite = []
 
     def parse_float(literal):
@@ -232,9 +294,9 @@ def _decode_json(payload):
         document = json.loads(text, parse_float=parse_float, parse_constant=parse_constant)
         return document, not not_finite
     except RecursionError:
-        raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels")
+        raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels") from None
     except ValueError as error:
-        raise RecordError("not_json", f"message is not JSON: {error}")
+        raise RecordError("not_json", f"message is not JSON: {error}") from None
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # only an escape can make one
@@ -249,8 +311,13 @@ def _lone_surrogate(value, path=()):
         except UnicodeEncodeError:
             return json_pointer(path)
         return None
-    items = (value.items() if isinstance(value, dict)
-             else enumerate(value) if isinstance(value, list) else ())
+    items = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
     for key, child in items:
         if isinstance(key, str) and _lone_surrogate(key) is not None:
             return json_pointer(path + (key,))
@@ -269,14 +336,14 @@ def _nesting(document):
         value, depth = level.pop()
         children = value.values() if isinstance(value, dict) else value
         deepest = max(deepest, depth)
-        level.extend((child, depth + 1) for child in children
-                     if isinstance(child, (dict, list)))
+        level.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
     return deepest
 
 
 def _json_type(value):
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number")
+        type(value), "a number"
+    )
 
 
 def _shorten(text):

@@ -8,6 +8,7 @@ events of the graph's identities. Within the bounds the result is exact: the gra
 resolved from every link reached (domain/identity_graph.py) and the profile merged from
 every fragment in it (domain/unified_profile.py).
 """
+
 import dataclasses
 
 from google.cloud.bigtable import row_filters
@@ -16,8 +17,16 @@ from google.cloud.bigtable.row_set import RowSet
 from domain import merge
 from domain.identity_graph import resolve
 from domain.profile_table import (
-    LINKS_FAMILY, RECORDS_FAMILY, column_families, events_of, identity_of_row_key,
-    is_events_family, links_of, records_of, row_key)
+    LINKS_FAMILY,
+    RECORDS_FAMILY,
+    column_families,
+    events_of,
+    identity_of_row_key,
+    is_events_family,
+    links_of,
+    records_of,
+    row_key,
+)
 from domain.times import from_micros
 from domain.unified_profile import Fragment, unified_profile
 
@@ -39,9 +48,12 @@ def read_graph(table, namespace, identity_id, rules):
     links, deleted = set(), {}
     seen, frontier = {start}, [start]
     rows_read = round_trips = 0
-    link_filter = row_filters.RowFilterChain([
-        row_filters.FamilyNameRegexFilter(f"^{LINKS_FAMILY}$"),
-        row_filters.CellsRowLimitFilter(MAX_LINKS_PER_ROW)])
+    link_filter = row_filters.RowFilterChain(
+        [
+            row_filters.FamilyNameRegexFilter(f"^{LINKS_FAMILY}$"),
+            row_filters.CellsRowLimitFilter(MAX_LINKS_PER_ROW),
+        ]
+    )
     while frontier and round_trips < MAX_ROUNDS:
         round_trips += 1
         rows_read += len(frontier)
@@ -69,17 +81,22 @@ def read_profile(table, catalog, namespace, identity_id, max_events=20):
     it together and those a rule refused, and `lookup`, what the lookup read."""
     read = read_graph(table, namespace, identity_id, catalog.identity_rules)
     fragments = {}
-    for row in _read_rows(table, sorted(read.graph.identities),
-                          _fragment_filter(catalog, max_events)):
+    for row in _read_rows(
+        table, sorted(read.graph.identities), _fragment_filter(catalog, max_events)
+    ):
         fragments[identity_of_row_key(row.row_key)] = Fragment(
-            tuple(records_of(row.cells)), tuple(events_of(row.cells)))
+            tuple(records_of(row.cells)), tuple(events_of(row.cells))
+        )
     if not fragments and not read.graph.kept:
         return None
     policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
     profile = unified_profile(read.graph.identities, fragments, policy, max_events)
     profile["graph"] = graph_summary(read.graph)
-    profile["lookup"] = {"rows_read": read.rows_read + len(read.graph.identities),
-                         "round_trips": read.round_trips + 1, "complete": read.complete}
+    profile["lookup"] = {
+        "rows_read": read.rows_read + len(read.graph.identities),
+        "round_trips": read.round_trips + 1,
+        "complete": read.complete,
+    }
     return profile
 
 
@@ -87,30 +104,48 @@ def read_identity_graph(table, rules, namespace, identity_id):
     """The graph of an identity as stored: its identities, the links that hold it (which
     record made each, and when) and the links refused, with the rule."""
     read = read_graph(table, namespace, identity_id, rules)
-    return {"identities": [{"namespace": ns, "id": i} for ns, i in sorted(read.graph.identities)],
-            **graph_summary(read.graph),
-            "lookup": {"rows_read": read.rows_read, "round_trips": read.round_trips,
-                       "complete": read.complete}}
+    return {
+        "identities": [{"namespace": ns, "id": i} for ns, i in sorted(read.graph.identities)],
+        **graph_summary(read.graph),
+        "lookup": {
+            "rows_read": read.rows_read,
+            "round_trips": read.round_trips,
+            "complete": read.complete,
+        },
+    }
 
 
 def graph_summary(graph):
-    return {"links": [_edge(edge) for edge in graph.kept],
-            "dropped": [{**_edge(edge), "rule": rule} for edge, rule in graph.dropped]}
+    return {
+        "links": [_edge(edge) for edge in graph.kept],
+        "dropped": [{**_edge(edge), "rule": rule} for edge, rule in graph.dropped],
+    }
 
 
 def _edge(edge):
-    return {"from": list(edge.a), "to": list(edge.b),
-            "time": from_micros(edge.link.time_us).isoformat(),
-            "dataset": edge.link.dataset, "record": edge.link.record_id}
+    return {
+        "from": list(edge.a),
+        "to": list(edge.b),
+        "time": from_micros(edge.link.time_us).isoformat(),
+        "dataset": edge.link.dataset,
+        "record": edge.link.record_id,
+    }
 
 
 def _fragment_filter(catalog, max_events):
     """The records, and each events family's newest `max_events` (the newest are the first
     columns: any a delete hides are older than those it leaves)."""
     chains = [row_filters.FamilyNameRegexFilter(f"^{RECORDS_FAMILY}$")]
-    chains += [row_filters.RowFilterChain([row_filters.FamilyNameRegexFilter(f"^{family}$"),
-                                           row_filters.CellsRowLimitFilter(max_events)])
-               for family in column_families(catalog) if is_events_family(family)]
+    chains += [
+        row_filters.RowFilterChain(
+            [
+                row_filters.FamilyNameRegexFilter(f"^{family}$"),
+                row_filters.CellsRowLimitFilter(max_events),
+            ]
+        )
+        for family in column_families(catalog)
+        if is_events_family(family)
+    ]
     return row_filters.RowFilterUnion(chains)
 
 

@@ -25,6 +25,7 @@ merge policies.
 Cell times are the record's time, cut to the millisecond (Bigtable's granularity); the
 exact time and the tie-break are in the column name, so equal times stay ordered.
 """
+
 import datetime
 import functools
 import hashlib
@@ -84,27 +85,38 @@ def column_families(catalog=None):
         RECORDS_FAMILY: column_family.MaxVersionsGCRule(1),
         LINKS_FAMILY: column_family.MaxVersionsGCRule(1),
     }
-    for days in sorted({d.retention_days for d in (catalog.datasets.values() if catalog else [])
-                        if d.feeds_profile and d.kind == "event"}):
-        families[events_family(days)] = column_family.GCRuleUnion([
-            column_family.MaxVersionsGCRule(1),
-            column_family.MaxAgeGCRule(datetime.timedelta(days=days))])
+    for days in sorted(
+        {
+            d.retention_days
+            for d in (catalog.datasets.values() if catalog else [])
+            if d.feeds_profile and d.kind == "event"
+        }
+    ):
+        families[events_family(days)] = column_family.GCRuleUnion(
+            [
+                column_family.MaxVersionsGCRule(1),
+                column_family.MaxAgeGCRule(datetime.timedelta(days=days)),
+            ]
+        )
     return families
 
 
 # Writing
 
+
 def record_cell(order, dataset, operation, attributes, record_id):
-    value = {"dataset": dataset, "operation": operation, "attributes": attributes,
-             "id": record_id}
-    return Cell(RECORDS_FAMILY, f"{order.time_us:019d}#{order.tiebreak}".encode(),
-                CELL_JSON.encode(value).encode(), order.time_us)
+    value = {"dataset": dataset, "operation": operation, "attributes": attributes, "id": record_id}
+    return Cell(
+        RECORDS_FAMILY,
+        f"{order.time_us:019d}#{order.tiebreak}".encode(),
+        CELL_JSON.encode(value).encode(),
+        order.time_us,
+    )
 
 
 def link_cell(order, identities, dataset, record_id):
     value = {"identities": identities, "dataset": dataset, "id": record_id}
-    return Cell(LINKS_FAMILY, _link_column(order), CELL_JSON.encode(value).encode(),
-                order.time_us)
+    return Cell(LINKS_FAMILY, _link_column(order), CELL_JSON.encode(value).encode(), order.time_us)
 
 
 def delete_cell(order):
@@ -112,10 +124,15 @@ def delete_cell(order):
 
 
 def event_cell(order, family, dataset, event):
-    column = f"{MAX_EVENT_MS - order.time_us // 1000:013d}#{event.get('_id', '')}#" \
-             f"{order.tiebreak[:16]}"
-    return Cell(family, column.encode(), CELL_JSON.encode(
-        {"dataset": dataset, "event": event}).encode(), order.time_us)
+    column = (
+        f"{MAX_EVENT_MS - order.time_us // 1000:013d}#{event.get('_id', '')}#{order.tiebreak[:16]}"
+    )
+    return Cell(
+        family,
+        column.encode(),
+        CELL_JSON.encode({"dataset": dataset, "event": event}).encode(),
+        order.time_us,
+    )
 
 
 def _link_column(order):
@@ -124,6 +141,7 @@ def _link_column(order):
 
 # Reading: a row as Bigtable's client gives it (PartialRowData) or as plain
 # {family: {column: [(value, time)]}}, into what it says.
+
 
 class StoredRecord(typing.NamedTuple):
     order: OrderKey
@@ -150,9 +168,15 @@ def links_of(cells):
         if value.get("delete"):
             deleted = order if deleted is None else max(deleted, order)
             continue
-        links.append(Link(order.time_us, order.tiebreak,
-                          tuple(sorted(tuple(i) for i in value["identities"])),
-                          value.get("dataset", ""), value.get("id") or ""))
+        links.append(
+            Link(
+                order.time_us,
+                order.tiebreak,
+                tuple(sorted(tuple(i) for i in value["identities"])),
+                value.get("dataset", ""),
+                value.get("id") or "",
+            )
+        )
     return links, deleted
 
 
@@ -161,9 +185,15 @@ def records_of(cells):
     for column, versions in cells.get(RECORDS_FAMILY, {}).items():
         time_us, _, tiebreak = column.decode().partition("#")
         value = json.loads(_value(versions))
-        records.append(StoredRecord(OrderKey(int(time_us), tiebreak), value["dataset"],
-                                    value["operation"], value["attributes"],
-                                    value.get("id") or ""))
+        records.append(
+            StoredRecord(
+                OrderKey(int(time_us), tiebreak),
+                value["dataset"],
+                value["operation"],
+                value["attributes"],
+                value.get("id") or "",
+            )
+        )
     return records
 
 
@@ -174,8 +204,11 @@ def events_of(cells):
             for column, versions in columns.items():
                 inverted = int(column.split(b"#", 1)[0])
                 value = json.loads(_value(versions))
-                events.append(StoredEvent(column, (MAX_EVENT_MS - inverted) * 1000,
-                                          value["dataset"], value["event"]))
+                events.append(
+                    StoredEvent(
+                        column, (MAX_EVENT_MS - inverted) * 1000, value["dataset"], value["event"]
+                    )
+                )
     return events
 
 

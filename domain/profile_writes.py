@@ -1,12 +1,19 @@
 """From records to the profile table's cells and mutations (the layout:
 domain/profile_table.py). Blind writes: nothing is read, and the cells of a record are a
 function of the record alone, so a redelivery writes the same cells again."""
+
 from google.cloud.bigtable.data.mutations import SetCell
 from google.cloud.bigtable.row import DirectRow
 
 from domain import merge
 from domain.profile_table import (
-    delete_cell, event_cell, events_family, link_cell, record_cell, row_key)
+    delete_cell,
+    event_cell,
+    events_family,
+    link_cell,
+    record_cell,
+    row_key,
+)
 from domain.records import pointer_token
 from domain.times import micros
 
@@ -27,13 +34,21 @@ def fragment_cells(record, retention_days):
     record_id = record_id if isinstance(record_id, str) else ""
     cells = []
     if record.kind == "event":
-        cells.append((primary_key, event_cell(
-            order, events_family(retention_days), record.dataset, entity)))
+        cells.append(
+            (primary_key, event_cell(order, events_family(retention_days), record.dataset, entity))
+        )
     else:
-        attributes = [[pointer, value] for pointer, value in leaf_attributes(entity)
-                      if not _is_metadata(pointer)]
-        cells.append((primary_key, record_cell(
-            order, record.dataset, record.operation, attributes, record_id)))
+        attributes = [
+            [pointer, value]
+            for pointer, value in leaf_attributes(entity)
+            if not _is_metadata(pointer)
+        ]
+        cells.append(
+            (
+                primary_key,
+                record_cell(order, record.dataset, record.operation, attributes, record_id),
+            )
+        )
     if record.operation == "delete":
         cells.append((primary_key, delete_cell(order)))
     elif len(record.identities) > 1:
@@ -77,8 +92,9 @@ class PendingRows:
             row = self.rows[key] = DirectRow(key)
         # The mutation row.set_cell adds, made directly: set_cell wants a datetime and
         # turns it back into microseconds, at a cost paid for every cell.
-        row._get_mutations().append(SetCell(cell.family, cell.column, cell.value,
-                                            cell.time_us - cell.time_us % 1000))
+        row._get_mutations().append(
+            SetCell(cell.family, cell.column, cell.value, cell.time_us - cell.time_us % 1000)
+        )
 
     def __len__(self):
         return len(self.rows)

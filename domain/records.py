@@ -1,4 +1,5 @@
 """Records, failed messages and the error classes users filter on: what every step passes on."""
+
 import dataclasses
 import datetime
 
@@ -8,6 +9,7 @@ OPERATIONS = ("merge", "create", "delete")
 @dataclasses.dataclass(frozen=True)
 class Violation:
     """One schema error: where (JSON pointer in the record), which keyword, and what."""
+
     pointer: str
     keyword: str
     message: str
@@ -49,6 +51,7 @@ class Record:
 @dataclasses.dataclass
 class FailedMessage:
     """A message that failed at some step, with why: what the dead letter keeps."""
+
     payload: bytes  # the message exactly as received
     attributes: dict  # the message's own attributes
     error_class: str  # stable, e.g. not_json, unknown_dataset, schema_violation
@@ -63,11 +66,18 @@ class FailedMessage:
     @classmethod
     def of(cls, error, step, payload, attributes, message_id="", publish_time=None):
         """From a RecordError."""
-        return cls(payload=payload, attributes=attributes, error_class=error.error_class,
-                   error_message=error.message, error_pointer=error.pointer, step=step,
-                   dataset=error.dataset or attributes.get("dataset", ""),
-                   violations=error.violations, message_id=message_id,
-                   publish_time=publish_time)
+        return cls(
+            payload=payload,
+            attributes=attributes,
+            error_class=error.error_class,
+            error_message=error.message,
+            error_pointer=error.pointer,
+            step=step,
+            dataset=error.dataset or attributes.get("dataset", ""),
+            violations=error.violations,
+            message_id=message_id,
+            publish_time=publish_time,
+        )
 
 
 def pointer_token(key):

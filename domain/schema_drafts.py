@@ -2,6 +2,7 @@
 
 Each schema is read with its own `$schema` (draft-06 to 2020-12; 2020-12 when absent).
 """
+
 import jsonschema
 import referencing
 import referencing.jsonschema
@@ -14,6 +15,7 @@ DEFAULT_DRAFT = referencing.jsonschema.DRAFT202012
 CHECKED_FORMATS = ("date-time", "date")
 FORMAT_CHECKER = jsonschema.FormatChecker(formats=CHECKED_FORMATS)
 
+
 def validator_class(schema):
     if "$schema" in schema:
         referencing.jsonschema.specification_with(schema["$schema"])  # raises if unknown
@@ -22,5 +24,6 @@ def validator_class(schema):
 
 def resource(schema):
     specification = referencing.jsonschema.specification_with(
-        schema.get("$schema", ""), default=DEFAULT_DRAFT)
+        schema.get("$schema", ""), default=DEFAULT_DRAFT
+    )
     return specification.create_resource(schema)

@@ -10,6 +10,7 @@ is wrong; `fast_validator` (jsonschema-rs, much faster) only says "valid" where 
 reference would too, so that a record it accepts needs nothing more
 (domain/fast_validation.py).
 """
+
 import json
 import posixpath
 import urllib.parse
@@ -34,11 +35,13 @@ class SchemaRegistry:
         self.schemas = dict(schemas)
         self._registry = None
         self._fast_path = None  # FastPath over the whole set, built on first use
-        problems = [problem for schema_id in self.schemas
-                    for problem in self._problems_of(schema_id)]
+        problems = [
+            problem for schema_id in self.schemas for problem in self._problems_of(schema_id)
+        ]
         if problems:
             raise SchemaRegistryError(
-                f"{len(problems)} problem(s) in the schema set:\n  " + "\n  ".join(problems))
+                f"{len(problems)} problem(s) in the schema set:\n  " + "\n  ".join(problems)
+            )
 
     @classmethod
     def load(cls, folders, exclude=()):
@@ -52,7 +55,8 @@ class SchemaRegistry:
                     raise SchemaRegistryError(f"{path}: a schema needs an '$id'")
                 if schema_id in sources:
                     raise SchemaRegistryError(
-                        f"{path}: '$id' {schema_id!r} is already used by {sources[schema_id]}")
+                        f"{path}: '$id' {schema_id!r} is already used by {sources[schema_id]}"
+                    )
                 sources[schema_id] = path
                 if schema_id not in exclude:
                     schemas[schema_id] = schema
@@ -64,7 +68,8 @@ class SchemaRegistry:
     def registry(self):
         if self._registry is None:
             self._registry = referencing.Registry().with_resources(
-                (schema_id, resource(schema)) for schema_id, schema in self.schemas.items())
+                (schema_id, resource(schema)) for schema_id, schema in self.schemas.items()
+            )
         return self._registry
 
     def __getstate__(self):  # Beam pickles the registry into DoFns: ship the schemas only
@@ -73,8 +78,9 @@ class SchemaRegistry:
     def validator(self, schema_id):
         """A validator of the schema's own draft, checking the formats in CHECKED_FORMATS."""
         schema = self.schemas[schema_id]
-        return validator_class(schema)(schema, registry=self.registry,
-                                        format_checker=FORMAT_CHECKER)
+        return validator_class(schema)(
+            schema, registry=self.registry, format_checker=FORMAT_CHECKER
+        )
 
     def fast_validator(self, schema_id):
         """A FastValidator for the schema, or None where only the reference can be trusted

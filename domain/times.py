@@ -1,4 +1,5 @@
 """Times as the stores keep them: microseconds since the Unix epoch, UTC."""
+
 import datetime
 
 UTC = datetime.timezone.utc

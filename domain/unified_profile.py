@@ -7,6 +7,7 @@ removes the fragment's attributes, events and links before it. The fragments' su
 candidates then compete attribute by attribute under the policy, whichever fragment
 they come from.
 """
+
 import dataclasses
 
 from domain import merge
@@ -16,6 +17,7 @@ from domain.times import from_micros
 @dataclasses.dataclass(frozen=True)
 class Fragment:
     """What one identity's row holds (domain/profile_table.py reads it)."""
+
     records: tuple = ()  # StoredRecords keyed by this identity
     events: tuple = ()  # StoredEvents keyed by this identity
 
@@ -35,8 +37,15 @@ def fold_fragment(fragment, policy):
     """The fragment's ProfileState: its records folded in their order."""
     state = merge.ProfileState()
     for record in sorted(fragment.records, key=lambda r: r.order):
-        merge.apply(state, policy, record.order, record.dataset, record.operation,
-                    [tuple(attribute) for attribute in record.attributes], ())
+        merge.apply(
+            state,
+            policy,
+            record.order,
+            record.dataset,
+            record.operation,
+            [tuple(attribute) for attribute in record.attributes],
+            (),
+        )
     return state
 
 
@@ -53,18 +62,25 @@ def unified_profile(identities, fragments, policy, max_events=20):
             kept = best.setdefault(pointer, {})
             for dataset, candidate in by_dataset.items():
                 current = kept.get(dataset)
-                if current is None or (candidate.key, identity) > (current.candidate.key,
-                                                                   current.identity):
+                if current is None or (candidate.key, identity) > (
+                    current.candidate.key,
+                    current.identity,
+                ):
                     kept[dataset] = Source(candidate, identity)
     attributes = {}
     for pointer in sorted(best):
         source = max(best[pointer].values(), key=lambda s: policy.rank(s.candidate))
         attributes[pointer] = {
-            "value": source.candidate.value, "dataset": source.candidate.dataset,
-            "time": _iso(source.candidate.key.time_us), "identity": list(source.identity)}
-    return {"attributes": attributes,
-            "identities": [{"namespace": ns, "id": i} for ns, i in sorted(identities)],
-            "events": visible_events(identities, fragments, max_events)}
+            "value": source.candidate.value,
+            "dataset": source.candidate.dataset,
+            "time": _iso(source.candidate.key.time_us),
+            "identity": list(source.identity),
+        }
+    return {
+        "attributes": attributes,
+        "identities": [{"namespace": ns, "id": i} for ns, i in sorted(identities)],
+        "events": visible_events(identities, fragments, max_events),
+    }
 
 
 def visible_events(identities, fragments, max_events):
@@ -80,9 +96,16 @@ def visible_events(identities, fragments, max_events):
         for event in fragment.events:
             if deleted_ms is None or event.time_us // 1000 > deleted_ms:
                 events[event.column] = event
-    return [{"_id": e.event.get("_id"), "dataset": e.dataset, "time": _iso(e.time_us),
-             "eventType": e.event.get("eventType"), "event": e.event}
-            for e in (events[c] for c in sorted(events)[:max_events])]
+    return [
+        {
+            "_id": e.event.get("_id"),
+            "dataset": e.dataset,
+            "time": _iso(e.time_us),
+            "eventType": e.event.get("eventType"),
+            "event": e.event,
+        }
+        for e in (events[c] for c in sorted(events)[:max_events])
+    ]
 
 
 def _iso(time_us):

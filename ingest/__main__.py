@@ -1,4 +1,5 @@
 """`python -m ingest` runs the `ingest` command."""
+
 import sys
 
 from ingest.cli import main

@@ -1,4 +1,5 @@
 """The Google Cloud clients the commands use, made the one way they all need."""
+
 import warnings
 
 from google.cloud import bigtable

@@ -3,13 +3,17 @@
 templates/metadata.json declares the same options to Dataflow (tests/pipelines hold the
 two to one another).
 """
+
 import argparse
 import os
 import re
 import tempfile
 
 from apache_beam.options.pipeline_options import (
-    GoogleCloudOptions, PipelineOptions, StandardOptions)
+    GoogleCloudOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 
 from domain.profile_table import column_families
 
@@ -23,40 +27,56 @@ class IngestOptions(PipelineOptions):
         group = parser.add_argument_group("streaming ingestion")
         group.add_argument(
             "--input_subscription",
-            help="Pub/Sub subscription to read, projects/<project>/subscriptions/<name>.")
+            help="Pub/Sub subscription to read, projects/<project>/subscriptions/<name>.",
+        )
         group.add_argument(
             "--dead_letter_topic",
             help="Pub/Sub topic that receives every message that fails, unchanged, with "
-                 "error_class, error_message, error_pointer and error_step attributes.")
+            "error_class, error_message, error_pointer and error_step attributes.",
+        )
         group.add_argument(
             "--catalog",
             help="Dataset catalog (YAML or JSON, local or gs://): dataset -> schema, kind, "
-                 "profile.")
+            "profile.",
+        )
         group.add_argument(
             "--lake_path",
             help="Root of the data lake (local folder or gs://bucket/path; gs:// on "
-                 "Dataflow); Parquet lands in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.")
+            "Dataflow); Parquet lands in <lake_path>/<dataset>/date=YYYY-MM-DD/hour=HH/.",
+        )
         group.add_argument(
-            "--bigtable_project", default=None,
+            "--bigtable_project",
+            default=None,
             help="Project of the Bigtable instance (default: --project, else "
-                 "$GOOGLE_CLOUD_PROJECT).")
+            "$GOOGLE_CLOUD_PROJECT).",
+        )
         group.add_argument(
-            "--bigtable_instance", default="ingest-instance",
-            help="Bigtable instance id (6-33 lowercase letters, digits and hyphens).")
+            "--bigtable_instance",
+            default="ingest-instance",
+            help="Bigtable instance id (6-33 lowercase letters, digits and hyphens).",
+        )
         group.add_argument(
-            "--bigtable_table", default="profiles",
-            help="Bigtable table of profiles (1-50 letters, digits and _-.).")
+            "--bigtable_table",
+            default="profiles",
+            help="Bigtable table of profiles (1-50 letters, digits and _-.).",
+        )
         group.add_argument(
-            "--window_seconds", type=int, default=60,
-            help="Length of the lake's windows: a Parquet file per dataset and window.")
+            "--window_seconds",
+            type=int,
+            default=60,
+            help="Length of the lake's windows: a Parquet file per dataset and window.",
+        )
         group.add_argument(
-            "--pubsub_readers", type=int, default=1,
+            "--pubsub_readers",
+            type=int,
+            default=1,
             help="Parallel reads of the subscription. On the DirectRunner each read pulls "
-                 "at most 10 messages per bundle, so more reads drain a backlog faster, but "
-                 "the DirectRunner works on one thread and an idle read blocks 30 s, so a "
-                 "message can wait behind the others' idle pulls, (readers - 1) x 30 s at "
-                 "worst: keep 1 unless throughput matters more than latency. 1 is right on "
-                 "Dataflow.")
+            "at most 10 messages per bundle, so more reads drain a backlog faster, but "
+            "the DirectRunner works on one thread and an idle read blocks 30 s, so a "
+            "message can wait behind the others' idle pulls, (readers - 1) x 30 s at "
+            "worst: keep 1 unless throughput matters more than latency. 1 is right on "
+            "Dataflow.",
+        )
 
 
 class LocalRunOptions(PipelineOptions):
@@ -66,13 +86,16 @@ class LocalRunOptions(PipelineOptions):
     def _add_argparse_args(cls, parser):
         group = parser.add_argument_group("local runs (DirectRunner)")
         group.add_argument(
-            "--backlog_pull_size", type=int, default=None,
+            "--backlog_pull_size",
+            type=int,
+            default=None,
             help="With each bundle the DirectRunner's read brings (at most 10 messages), "
-                 "pull up to this many more messages of the subscription into the same "
-                 "bundle; the runner's cost is per bundle, so this is what lets a local "
-                 "pipeline drain a backlog. They are acknowledged when pulled, as the "
-                 "DirectRunner's read does its own. Default: 1000 on the DirectRunner, 0 "
-                 "(off) on other runners; must be 0 on Dataflow.")
+            "pull up to this many more messages of the subscription into the same "
+            "bundle; the runner's cost is per bundle, so this is what lets a local "
+            "pipeline drain a backlog. They are acknowledged when pulled, as the "
+            "DirectRunner's read does its own. Default: 1000 on the DirectRunner, 0 "
+            "(off) on other runners; must be 0 on Dataflow.",
+        )
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -85,10 +108,11 @@ def parse_options(argv):
     parser = argparse.ArgumentParser(
         prog="python -m pipelines.streaming_ingest",
         description="The streaming ingestion pipeline: Pub/Sub in, profiles in Bigtable, "
-                    "Parquet in the lake.",
+        "Parquet in the lake.",
         formatter_class=_HelpFormatter,
         epilog="Beam's own options are accepted too (--runner, default "
-               f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on.")
+        f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on.",
+    )
     IngestOptions._add_argparse_args(parser)
     LocalRunOptions._add_argparse_args(parser)
     ours, _ = parser.parse_known_args(argv)
@@ -100,11 +124,14 @@ def parse_options(argv):
         # runner out, the job must still go to Dataflow, not run on the launcher's VM.
         launched_as_template = options.view_as(GoogleCloudOptions).template_location
         options.view_as(StandardOptions).runner = (
-            "DataflowRunner" if launched_as_template else DEFAULT_RUNNER)
+            "DataflowRunner" if launched_as_template else DEFAULT_RUNNER
+        )
     ingest = options.view_as(IngestOptions)
-    ingest.bigtable_project = (ours.bigtable_project
-                               or options.view_as(GoogleCloudOptions).project
-                               or os.environ.get("GOOGLE_CLOUD_PROJECT"))
+    ingest.bigtable_project = (
+        ours.bigtable_project
+        or options.view_as(GoogleCloudOptions).project
+        or os.environ.get("GOOGLE_CLOUD_PROJECT")
+    )
     local = options.view_as(LocalRunOptions)
     if local.backlog_pull_size is None:
         local.backlog_pull_size = DEFAULT_BACKLOG_PULL_SIZE if _on_direct_runner(options) else 0
@@ -116,15 +143,19 @@ def parse_options(argv):
 
 def check_options(options):
     """Every problem with the options, one message each, found before anything starts."""
-    problems = [f"--{name} is required" for name in
-                ("input_subscription", "dead_letter_topic", "catalog", "lake_path")
-                if not getattr(options, name)]
+    problems = [
+        f"--{name} is required"
+        for name in ("input_subscription", "dead_letter_topic", "catalog", "lake_path")
+        if not getattr(options, name)
+    ]
     if problems:
         return problems
     # Google's rules for the ids; templates/metadata.json holds the same patterns.
     project_id = r"(?:[a-z0-9][-a-z0-9.]*[a-z0-9]:)?[a-z][-a-z0-9]{4,28}[a-z0-9]"
-    project_rule = ("6-30 lowercase letters, digits and hyphens, starting with a letter "
-                    "and not ending with a hyphen")
+    project_rule = (
+        "6-30 lowercase letters, digits and hyphens, starting with a letter "
+        "and not ending with a hyphen"
+    )
     pubsub_name = r"[A-Za-z][-A-Za-z0-9_.~+%]{2,254}"
     for name, kind in (("input_subscription", "subscriptions"), ("dead_letter_topic", "topics")):
         path = getattr(options, name)
@@ -132,23 +163,29 @@ def check_options(options):
         if not match:
             problems.append(f"--{name} {path!r}: expected projects/<project>/{kind}/<name>")
         elif not re.fullmatch(project_id, match[1]):
-            problems.append(f"--{name} {path!r}: {match[1]!r} is not a project id "
-                            f"({project_rule})")
+            problems.append(f"--{name} {path!r}: {match[1]!r} is not a project id ({project_rule})")
         elif not re.fullmatch(pubsub_name, match[2]):
-            problems.append(f"--{name} {path!r}: {match[2]!r} is not a Pub/Sub name (3-255 "
-                            "letters, digits and -_.~+%, starting with a letter)")
+            problems.append(
+                f"--{name} {path!r}: {match[2]!r} is not a Pub/Sub name (3-255 "
+                "letters, digits and -_.~+%, starting with a letter)"
+            )
     if not options.bigtable_project:
         problems.append("no Bigtable project: give --bigtable_project or --project")
     elif not re.fullmatch(project_id, options.bigtable_project):
-        problems.append(f"--bigtable_project {options.bigtable_project!r}: not a project id "
-                        f"({project_rule})")
+        problems.append(
+            f"--bigtable_project {options.bigtable_project!r}: not a project id ({project_rule})"
+        )
     if not re.fullmatch(r"[a-z][-a-z0-9]{4,31}[a-z0-9]", options.bigtable_instance):
-        problems.append(f"--bigtable_instance {options.bigtable_instance!r}: a Bigtable "
-                        "instance id is 6-33 lowercase letters, digits and hyphens, starting "
-                        "with a letter and not ending with a hyphen")
+        problems.append(
+            f"--bigtable_instance {options.bigtable_instance!r}: a Bigtable "
+            "instance id is 6-33 lowercase letters, digits and hyphens, starting "
+            "with a letter and not ending with a hyphen"
+        )
     if not re.fullmatch(r"[_a-zA-Z0-9][-_.a-zA-Z0-9]{0,49}", options.bigtable_table):
-        problems.append(f"--bigtable_table {options.bigtable_table!r}: a Bigtable table id is "
-                        "1-50 letters, digits and _-., not starting with - or .")
+        problems.append(
+            f"--bigtable_table {options.bigtable_table!r}: a Bigtable table id is "
+            "1-50 letters, digits and _-., not starting with - or ."
+        )
     if options.window_seconds < 1:
         problems.append("--window_seconds must be at least 1")
     if options.pubsub_readers < 1:
@@ -158,12 +195,16 @@ def check_options(options):
     if backlog_pull_size < 0:
         problems.append("--backlog_pull_size must be 0 or more")
     elif backlog_pull_size and not _on_direct_runner(options):
-        problems.append("--backlog_pull_size is for the DirectRunner only: leave it out "
-                        "(Dataflow's read acknowledges only after a checkpoint; messages "
-                        "pulled beside it would be acknowledged before)")
+        problems.append(
+            "--backlog_pull_size is for the DirectRunner only: leave it out "
+            "(Dataflow's read acknowledges only after a checkpoint; messages "
+            "pulled beside it would be acknowledged before)"
+        )
     if on_dataflow and not options.lake_path.startswith("gs://"):
-        problems.append(f"--lake_path {options.lake_path!r}: on Dataflow the lake must be a "
-                        "gs:// path (each worker would write to its own disk)")
+        problems.append(
+            f"--lake_path {options.lake_path!r}: on Dataflow the lake must be a "
+            "gs:// path (each worker would write to its own disk)"
+        )
     elif "://" not in options.lake_path:
         # A local lake is created and written to here; a gs:// one cannot be checked
         # offline, and the workers' first write reports a missing bucket or permission.
@@ -172,8 +213,10 @@ def check_options(options):
             with tempfile.TemporaryFile(dir=options.lake_path):
                 pass
         except OSError as error:
-            problems.append(f"--lake_path {options.lake_path!r} is not a folder this process "
-                            f"can write to: {error}")
+            problems.append(
+                f"--lake_path {options.lake_path!r} is not a folder this process "
+                f"can write to: {error}"
+            )
     return problems
 
 
@@ -186,6 +229,7 @@ def check_profile_table(options, catalog):
     missing one fails only after the client's retries, and then stops the pipeline."""
     from google.api_core import exceptions, retry
     from google.cloud import bigtable
+
     client = bigtable.Client(project=options.bigtable_project, admin=True)
     table = client.instance(options.bigtable_instance).table(options.bigtable_table)
     try:
@@ -199,7 +243,9 @@ def check_profile_table(options, catalog):
     missing = sorted(set(column_families(catalog)) - set(existing or ()))
     if existing is None or missing:
         found = "does not exist" if existing is None else f"lacks families {missing}"
-        return (f"the profile table {table.name} {found}; create it with: ingest bootstrap "
-                f"--catalog {options.catalog} --project {options.bigtable_project} "
-                f"--instance {options.bigtable_instance} --table {options.bigtable_table}")
+        return (
+            f"the profile table {table.name} {found}; create it with: ingest bootstrap "
+            f"--catalog {options.catalog} --project {options.bigtable_project} "
+            f"--instance {options.bigtable_instance} --table {options.bigtable_table}"
+        )
     return None

@@ -4,6 +4,7 @@
         --dead_letter_topic=projects/P/topics/T --catalog=examples/catalog.yaml \
         --lake_path=/tmp/lake --bigtable_project=P --bigtable_instance=I [Beam options]
 """
+
 import gc
 import logging
 import sys
@@ -21,19 +22,25 @@ from transforms.validate import ParseAndValidate
 
 def build_pipeline(pipeline, options, catalog):
     messages = pipeline | "ReadMessages" >> ReadMessages(
-        options.input_subscription, options.pubsub_readers,
-        options.view_as(LocalRunOptions).backlog_pull_size)
+        options.input_subscription,
+        options.pubsub_readers,
+        options.view_as(LocalRunOptions).backlog_pull_size,
+    )
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
 
     _ = records.valid | "WriteProfiles" >> WriteProfiles(
-        options.bigtable_project, options.bigtable_instance, options.bigtable_table, catalog)
+        options.bigtable_project, options.bigtable_instance, options.bigtable_table, catalog
+    )
     lake = records.valid | "WriteToLake" >> WriteToLake(
-        options.lake_path, catalog, options.window_seconds)
+        options.lake_path, catalog, options.window_seconds
+    )
 
-    _ = ((records.failed, lake["failed"])
-         | "CollectFailures" >> beam.Flatten()
-         | "DeadLetter" >> DeadLetter(
-             options.dead_letter_topic, options.lake_path, options.window_seconds))
+    _ = (
+        (records.failed, lake["failed"])
+        | "CollectFailures" >> beam.Flatten()
+        | "DeadLetter"
+        >> DeadLetter(options.dead_letter_topic, options.lake_path, options.window_seconds)
+    )
 
 
 def run(argv=None):

@@ -4,6 +4,7 @@ The tests run against the real emulators, never against mocks. If the emulators 
 be started here, the tests that need them fail (they are never skipped): a green run
 must mean the code was tested.
 """
+
 import os
 import pathlib
 import uuid
@@ -11,8 +12,9 @@ from dataclasses import asdict, dataclass
 
 import pytest
 
-from ingest import local_stack
 from domain.catalog import Catalog
+from ingest import admin
+from ingest.dev import local_stack
 
 TEST_PROJECT = "demo-project"
 EXAMPLE_CATALOG = pathlib.Path(__file__).parent.parent / "examples" / "catalog.yaml"
@@ -66,7 +68,8 @@ def emulators(tmp_path_factory):
         start_error = error
     if start_error is not None:  # failed outside the except block, so the message is shown once
         pytest.fail(
-            f"These tests need the Pub/Sub and Bigtable emulators, which did not start:\n{start_error}",
+            "These tests need the Pub/Sub and Bigtable emulators, which did not start:\n"
+            f"{start_error}",
             pytrace=False,
         )
 
@@ -103,5 +106,5 @@ def pubsub_resources(emulators):
         instance="test-instance",
         table=f"profiles-{suffix}",
     )
-    local_stack.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
+    admin.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
     return resources

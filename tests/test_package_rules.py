@@ -5,6 +5,7 @@
 - ingest/ (the CLI): never a Beam transform module nor the pipeline;
 - no import cycles between the project's modules, and no module past 450 lines.
 """
+
 import ast
 import pathlib
 
@@ -21,8 +22,11 @@ def module_name(path):
 
 
 def modules():
-    return {module_name(path): path for package in PACKAGES
-            for path in sorted((ROOT / package).rglob("*.py"))}
+    return {
+        module_name(path): path
+        for package in PACKAGES
+        for path in sorted((ROOT / package).rglob("*.py"))
+    }
 
 
 def imports_of(path):
@@ -46,7 +50,9 @@ def test_the_rules_see_every_package():
     for package in PACKAGES:
         assert any(name.startswith(package + ".") for name in names), package
     assert imports_of(ROOT / "pipelines" / "streaming_ingest.py") >= {
-        "apache_beam", "transforms.read"}
+        "apache_beam",
+        "transforms.read",
+    }
 
 
 def test_the_domain_knows_no_beam_but_its_file_systems():
@@ -55,7 +61,9 @@ def test_the_domain_knows_no_beam_but_its_file_systems():
             continue
         beam = {i for i in imports_of(path) if i.split(".")[0] == "apache_beam"}
         assert beam <= {"apache_beam.io.filesystems", "apache_beam.io.filesystems.FileSystems"}, (
-            name, beam)
+            name,
+            beam,
+        )
         others = {i.split(".")[0] for i in imports_of(path)} & {"transforms", "pipelines", "ingest"}
         assert not others, (name, others)
 
@@ -84,7 +92,7 @@ def test_no_import_cycles():
         stack.append(name)
         for target in sorted(graph[name]):
             if state.get(target) == "open":
-                cycle = stack[stack.index(target):] + [target]
+                cycle = stack[stack.index(target) :] + [target]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if target not in state:
                 visit(target)
@@ -97,6 +105,9 @@ def test_no_import_cycles():
 
 
 def test_no_module_is_longer_than_a_module_should_be():
-    long = {name: n for name, path in modules().items()
-            if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES}
+    long = {
+        name: n
+        for name, path in modules().items()
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
     assert not long, long

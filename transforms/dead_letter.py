@@ -1,6 +1,7 @@
 """Dead letter: every message that fails, at any step, kept in two places with its reason
 (the forms: domain/dead_letters.py): the dead-letter topic, for replay, and the lake's
 `_errors` dataset, for SQL."""
+
 import time
 
 import apache_beam as beam
@@ -9,8 +10,7 @@ from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
 
-from domain.dead_letters import (ERRORS_DATASET, ERRORS_SCHEMA, dead_letter_attributes,
-                                 error_row)
+from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA, dead_letter_attributes, error_row
 from domain.lake_files import arrow_ipc_bytes
 from transforms.lake import WriteParquetPartitions
 
@@ -26,13 +26,19 @@ class DeadLetter(beam.PTransform):
 
     def expand(self, failed_messages):
         counted = failed_messages | "CountFailures" >> beam.Map(_count)
-        _ = (counted
-             | "ToPubsubMessages" >> beam.Map(to_pubsub_message)
-             | "PublishToDeadLetterTopic" >> WriteToPubSub(self.topic, with_attributes=True))
-        return (counted
-                | "ToErrorRows" >> beam.Map(to_error_row)
-                | "WriteErrorFiles" >> WriteParquetPartitions(
-                    self.lake_path, {ERRORS_DATASET: ERRORS_SCHEMA}, self.window_seconds))
+        _ = (
+            counted
+            | "ToPubsubMessages" >> beam.Map(to_pubsub_message)
+            | "PublishToDeadLetterTopic" >> WriteToPubSub(self.topic, with_attributes=True)
+        )
+        return (
+            counted
+            | "ToErrorRows" >> beam.Map(to_error_row)
+            | "WriteErrorFiles"
+            >> WriteParquetPartitions(
+                self.lake_path, {ERRORS_DATASET: ERRORS_SCHEMA}, self.window_seconds
+            )
+        )
 
 
 def to_pubsub_message(failed):

@@ -6,6 +6,7 @@ DirectRunner's Pub/Sub watermark is wall-clock time, and windows drop late data 
 word). The record's own time is the `_record_time` column. Rows: domain/lake_schema.py;
 files: domain/lake_files.py.
 """
+
 import datetime
 import time
 import uuid
@@ -17,8 +18,13 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.windowed_value import WindowedValue
 
-from domain.lake_files import (arrow_ipc_bytes, once_per_id, partition_file_path,
-                               table_in_schema, write_atomically)
+from domain.lake_files import (
+    arrow_ipc_bytes,
+    once_per_id,
+    partition_file_path,
+    table_in_schema,
+    write_atomically,
+)
 from domain.lake_schema import arrow_schema, row_converter
 from domain.records import FailedMessage
 from domain.times import UTC
@@ -39,9 +45,11 @@ class WriteToLake(beam.PTransform):
 
     def expand(self, records):
         rows = records | "ToLakeRows" >> beam.ParDo(
-            _ToLakeRowFn(self.schemas, self.shards)).with_outputs(FAILED, main="rows")
+            _ToLakeRowFn(self.schemas, self.shards)
+        ).with_outputs(FAILED, main="rows")
         files = rows.rows | "WriteParquetFiles" >> WriteParquetPartitions(
-            self.lake_path, self.schemas, self.window_seconds)
+            self.lake_path, self.schemas, self.window_seconds
+        )
         return {"files": files, FAILED: rows[FAILED]}
 
 
@@ -59,13 +67,16 @@ class WriteParquetPartitions(beam.PTransform):
     def expand(self, keyed_rows):
         return (
             keyed_rows
-            | "WindowByIngestionTime" >> beam.WindowInto(
+            | "WindowByIngestionTime"
+            >> beam.WindowInto(
                 window.FixedWindows(self.window_seconds),
                 trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
                 accumulation_mode=trigger.AccumulationMode.DISCARDING,
-                allowed_lateness=self.window_seconds)
+                allowed_lateness=self.window_seconds,
+            )
             | "GroupIntoFiles" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.lake_path, self.schemas)))
+            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.lake_path, self.schemas))
+        )
 
 
 class _ToLakeRowFn(beam.DoFn):
@@ -79,6 +90,7 @@ class _ToLakeRowFn(beam.DoFn):
     cannot convert goes to the dead letter alone: only a batch that fails to convert is
     tried row by row.
     """
+
     BATCH = 500
 
     def __init__(self, schemas, shards):
@@ -99,9 +111,12 @@ class _ToLakeRowFn(beam.DoFn):
             if record.dataset not in self.converters:
                 self.converters[record.dataset] = row_converter(self.schemas[record.dataset])
             row = self.converters[record.dataset](record.entity)
-            row.update(_record_time=record.record_time, _publish_time=record.publish_time,
-                       _message_id=record.message_id,
-                       _ingested_at=datetime.datetime.fromtimestamp(ingested_at, UTC))
+            row.update(
+                _record_time=record.record_time,
+                _publish_time=record.publish_time,
+                _message_id=record.message_id,
+                _ingested_at=datetime.datetime.fromtimestamp(ingested_at, UTC),
+            )
         except Exception as error:
             yield beam.pvalue.TaggedOutput(FAILED, _lake_write_failure(record, error))
             return
@@ -136,12 +151,17 @@ class _ToLakeRowFn(beam.DoFn):
                         pa.Table.from_pylist([row], schema=schema)
                         rows.append(row)
                     except Exception as error:
-                        yield beam.pvalue.TaggedOutput(FAILED, WindowedValue(
-                            _lake_write_failure(record, error), stamp, _GLOBAL_WINDOWS))
+                        yield beam.pvalue.TaggedOutput(
+                            FAILED,
+                            WindowedValue(
+                                _lake_write_failure(record, error), stamp, _GLOBAL_WINDOWS
+                            ),
+                        )
                 table = pa.Table.from_pylist(rows, schema=schema)
             if table.num_rows:
-                yield WindowedValue(((dataset, shard), arrow_ipc_bytes(table)), stamp,
-                                    _GLOBAL_WINDOWS)
+                yield WindowedValue(
+                    ((dataset, shard), arrow_ipc_bytes(table)), stamp, _GLOBAL_WINDOWS
+                )
         self.pending = {}
         self.pending_count = 0
         self.first_ingested_at = None
@@ -149,10 +169,16 @@ class _ToLakeRowFn(beam.DoFn):
 
 def _lake_write_failure(record, error):
     return FailedMessage(
-        payload=record.payload, attributes=record.attributes, error_class="lake_write",
+        payload=record.payload,
+        attributes=record.attributes,
+        error_class="lake_write",
         error_message=f"cannot write the record as Parquet: {error!r}"[:1000],
-        error_pointer="", step="write_to_lake", dataset=record.dataset,
-        message_id=record.message_id, publish_time=record.publish_time)
+        error_pointer="",
+        step="write_to_lake",
+        dataset=record.dataset,
+        message_id=record.message_id,
+        publish_time=record.publish_time,
+    )
 
 
 class _WriteParquetFn(beam.DoFn):
@@ -168,8 +194,14 @@ class _WriteParquetFn(beam.DoFn):
         (dataset, shard), tables = element
         table = once_per_id(table_in_schema(tables, self.schemas[dataset]))
         path = partition_file_path(
-            self.lake_path, dataset, window.start.to_utc_datetime(has_tz=True),
-            window.end.to_utc_datetime(has_tz=True), shard, pane.index, self.run_id)
+            self.lake_path,
+            dataset,
+            window.start.to_utc_datetime(has_tz=True),
+            window.end.to_utc_datetime(has_tz=True),
+            shard,
+            pane.index,
+            self.run_id,
+        )
         write_atomically(path, table)
         Metrics.counter("lake_rows", dataset).inc(table.num_rows)
         yield path

@@ -6,6 +6,7 @@ DirectRunner makes a DoFn anew for every bundle, so between bundles nothing else
 hold the object and it would be built again and again. So what it makes is kept here,
 for the life of the process.
 """
+
 import threading
 
 from apache_beam.utils.shared import Shared

@@ -7,6 +7,7 @@ resolved when it is read (domain/profile_lookup.py). A bundle's cells go in one
 MutateRows call per MAX_MUTATIONS_PER_CALL mutations, all the cells of a row in one
 entry; a retried bundle writes the same cells again.
 """
+
 import functools
 
 import apache_beam as beam
@@ -27,8 +28,9 @@ class WriteProfiles(beam.PTransform):
         self.retention = {d.id: d.retention_days for d in catalog.datasets.values()}
 
     def expand(self, records):
-        return records | "WriteFragments" >> beam.ParDo(_WriteFragmentsFn(
-            self.project, self.instance, self.table, self.retention))
+        return records | "WriteFragments" >> beam.ParDo(
+            _WriteFragmentsFn(self.project, self.instance, self.table, self.retention)
+        )
 
 
 class _WriteFragmentsFn(beam.DoFn):
@@ -42,8 +44,8 @@ class _WriteFragmentsFn(beam.DoFn):
 
     def _open_table(self):
         from google.cloud import bigtable
-        return bigtable.Client(project=self.project).instance(self.instance).table(
-            self.table_id)
+
+        return bigtable.Client(project=self.project).instance(self.instance).table(self.table_id)
 
     def start_bundle(self):
         self.pending = PendingRows()
@@ -70,10 +72,12 @@ class _WriteFragmentsFn(beam.DoFn):
         for batch in mutation_batches(self.pending.take()):
             failed = [s for s in self.table.mutate_rows(batch) if s.code != 0]
             if failed:
-                raise RuntimeError(f"{len(failed)} of {len(batch)} Bigtable row mutations "
-                                   f"failed, first: {failed[0].message}")
+                raise RuntimeError(
+                    f"{len(failed)} of {len(batch)} Bigtable row mutations "
+                    f"failed, first: {failed[0].message}"
+                )
 
 
-@functools.lru_cache(maxsize=None)  # a few names; making a counter costs µs
+@functools.cache  # a few names; making a counter costs µs
 def _counter(namespace, name):
     return Metrics.counter(namespace, name)

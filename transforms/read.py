@@ -1,4 +1,5 @@
 """Reading: Pub/Sub messages, with their attributes, from one subscription."""
+
 import datetime
 
 import apache_beam as beam
@@ -39,7 +40,8 @@ class ReadMessages(beam.PTransform):
         messages = reads[0] if len(reads) == 1 else reads | "MergeReads" >> beam.Flatten()
         if self.backlog_pull_size:
             messages = messages | "PullBacklog" >> beam.ParDo(
-                _PullBacklogFn(self.subscription, self.backlog_pull_size))
+                _PullBacklogFn(self.subscription, self.backlog_pull_size)
+            )
         return messages
 
 
@@ -55,9 +57,9 @@ class _ReadFromPubSub(ReadFromPubSub):
         self.with_attributes = False  # the parent's steps after the read leave the protos
 
     def expand_continued(self, pcoll):
-        return (super().expand_continued(pcoll)
-                | "DecodeMessages" >> beam.Map(message_from_proto).with_output_types(
-                    PubsubMessage))
+        return super().expand_continued(pcoll) | "DecodeMessages" >> beam.Map(
+            message_from_proto
+        ).with_output_types(PubsubMessage)
 
 
 _PUBSUB_MESSAGE_PB = PubsubMessageProto.pb()
@@ -71,12 +73,12 @@ def message_from_proto(encoded):
     pb = _PUBSUB_MESSAGE_PB.FromString(encoded)
     if pb.HasField("publish_time"):
         stamp = pb.publish_time
-        publish_time = EPOCH + datetime.timedelta(seconds=stamp.seconds,
-                                                   microseconds=stamp.nanos // 1000)
+        publish_time = EPOCH + datetime.timedelta(
+            seconds=stamp.seconds, microseconds=stamp.nanos // 1000
+        )
     else:
         publish_time = None
-    return PubsubMessage(pb.data, dict(pb.attributes), pb.message_id, publish_time,
-                         pb.ordering_key)
+    return PubsubMessage(pb.data, dict(pb.attributes), pb.message_id, publish_time, pb.ordering_key)
 
 
 class _PullBacklogFn(beam.DoFn):
@@ -99,10 +101,13 @@ class _PullBacklogFn(beam.DoFn):
         client = self.client
         received = []
         while len(received) < self.size:
-            response = client.pull(request={
-                "subscription": self.subscription,
-                "max_messages": min(MAX_PULL_MESSAGES, self.size - len(received)),
-                "return_immediately": True})
+            response = client.pull(
+                request={
+                    "subscription": self.subscription,
+                    "max_messages": min(MAX_PULL_MESSAGES, self.size - len(received)),
+                    "return_immediately": True,
+                }
+            )
             # The raw protobuf: proto-plus wrappers are slow to read, message by message.
             pulled = type(response).pb(response).received_messages
             if not pulled:
@@ -110,8 +115,12 @@ class _PullBacklogFn(beam.DoFn):
             received.extend(pulled)
             ack_ids = [m.ack_id for m in pulled]
             for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
-                client.acknowledge(request={"subscription": self.subscription,
-                                            "ack_ids": ack_ids[start:start + 500]})
+                client.acknowledge(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": ack_ids[start : start + 500],
+                    }
+                )
         Metrics.counter("read", "backlog_pulled").inc(len(received))
         for received_message in received:
             yield _message(received_message.message)
@@ -119,13 +128,21 @@ class _PullBacklogFn(beam.DoFn):
 
 def _message(pulled):
     """The PubsubMessage the DirectRunner's read makes of a pulled message (protobuf)."""
-    publish_time = (pulled.publish_time.ToDatetime(tzinfo=datetime.timezone.utc)
-                    if pulled.HasField("publish_time") else None)
-    return PubsubMessage(pulled.data, dict(pulled.attributes),
-                         message_id=pulled.message_id or None,
-                         publish_time=publish_time, ordering_key=pulled.ordering_key)
+    publish_time = (
+        pulled.publish_time.ToDatetime(tzinfo=datetime.timezone.utc)
+        if pulled.HasField("publish_time")
+        else None
+    )
+    return PubsubMessage(
+        pulled.data,
+        dict(pulled.attributes),
+        message_id=pulled.message_id or None,
+        publish_time=publish_time,
+        ordering_key=pulled.ordering_key,
+    )
 
 
 def _subscriber_client():
     from google.cloud import pubsub_v1
+
     return pubsub_v1.SubscriberClient()

@@ -1,4 +1,5 @@
 """Parse and validate: Pub/Sub messages in, valid Records and FailedMessages out."""
+
 import datetime
 import functools
 import logging
@@ -25,7 +26,8 @@ class ParseAndValidate(beam.PTransform):
 
     def expand(self, messages):
         return messages | "Parse" >> beam.ParDo(_ParseFn(self.catalog)).with_outputs(
-            FAILED, main=VALID)
+            FAILED, main=VALID
+        )
 
 
 class _ParseFn(beam.DoFn):
@@ -34,8 +36,11 @@ class _ParseFn(beam.DoFn):
         self.parser_handle = PerProcess()  # the parser compiles a validator per dataset
 
     def setup(self):
-        self.parser = self.parser_handle.acquire(lambda: RecordParser(
-            self.catalog, on_fast_path_disagreement=FAST_PATH_DISAGREEMENTS.inc))
+        self.parser = self.parser_handle.acquire(
+            lambda: RecordParser(
+                self.catalog, on_fast_path_disagreement=FAST_PATH_DISAGREEMENTS.inc
+            )
+        )
 
     def process(self, message):
         attributes = dict(message.attributes or {})
@@ -48,14 +53,15 @@ class _ParseFn(beam.DoFn):
             if not isinstance(error, RecordError):  # a bug of ours must not stop the pipeline
                 logging.exception("unexpected error parsing message %s", message_id)
                 error = RecordError("internal", repr(error))
-            yield beam.pvalue.TaggedOutput(FAILED, FailedMessage.of(
-                error, STEP, payload, attributes, message_id, publish_time))
+            yield beam.pvalue.TaggedOutput(
+                FAILED, FailedMessage.of(error, STEP, payload, attributes, message_id, publish_time)
+            )
             return
         _valid_counter(record.dataset).inc()
         yield record
 
 
-@functools.lru_cache(maxsize=None)  # one per catalog dataset; making one costs µs
+@functools.cache  # one per catalog dataset; making one costs µs
 def _valid_counter(dataset):
     return Metrics.counter("valid", dataset)
 

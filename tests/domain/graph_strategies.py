@@ -16,6 +16,7 @@
 - Plain oracles of the graph and of the unified profile, computed only from what the test
   generated (never from cells), written from the docstrings.
 """
+
 import dataclasses
 import datetime
 import hashlib
@@ -62,8 +63,14 @@ DATASETS = PROFILE_DATASETS + (EVENT_DATASET,)
 RETENTION_DAYS = {"crm": 90, "loyalty": 90, "web": 30}
 LOYALTY_FIELD = "/loyaltyId"  # loyalty's primary identity: a CRMID in this field
 # Attribute pointers: nested, and one key holding a '/' (escaped ~1 in the pointer).
-POINTERS = ("/person/firstName", "/person/lastName", "/loyalty/tier", "/loyalty/points",
-            "/a~1b", "/tags")
+POINTERS = (
+    "/person/firstName",
+    "/person/lastName",
+    "/loyalty/tier",
+    "/loyalty/points",
+    "/a~1b",
+    "/tags",
+)
 POLICIES = ((), ("loyalty", "crm"), ("crm",), ("loyalty",))
 
 SCHEMA_ID = "https://test.example/xdm/anything"
@@ -88,9 +95,15 @@ def write_catalog(folder, text=CATALOG_YAML):
     """A catalog file with one permissive schema; returns its path."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "schemas").mkdir(exist_ok=True)
-    (folder / "schemas" / "anything.json").write_text(json.dumps({
-        "$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-        "type": "object"}))
+    (folder / "schemas" / "anything.json").write_text(
+        json.dumps(
+            {
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": SCHEMA_ID,
+                "type": "object",
+            }
+        )
+    )
     path = folder / "catalog.yaml"
     path.write_text(text)
     return str(path)
@@ -102,6 +115,7 @@ def load_parser(folder):
 
 
 # Records: what the test generates, and what it knows of each.
+
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
@@ -155,11 +169,17 @@ def entity_of(spec):
             entry["primary"] = True
         identity_map.setdefault(namespace, []).append(entry)
     if spec.kind == "event":
-        entity = {"_id": spec.record_id, "eventType": spec.event_type,
-                  "timestamp": iso_of(spec.time_us)}
+        entity = {
+            "_id": spec.record_id,
+            "eventType": spec.event_type,
+            "timestamp": iso_of(spec.time_us),
+        }
     else:
-        entity = {"_id": spec.record_id, **_nest(spec.attributes),
-                  "_repo": {"modifyDate": iso_of(spec.time_us)}}
+        entity = {
+            "_id": spec.record_id,
+            **_nest(spec.attributes),
+            "_repo": {"modifyDate": iso_of(spec.time_us)},
+        }
         if spec.dataset == "loyalty":
             entity[LOYALTY_FIELD[1:]] = spec.identities[spec.primary][1]
     meta = None
@@ -191,6 +211,7 @@ def message_of(spec):
 @dataclasses.dataclass(frozen=True)
 class Facts:
     """What the test knows of a record, from its spec alone."""
+
     spec: Spec
     entity: dict
     order: tuple  # (time_us, tie-break): the documented order key
@@ -201,8 +222,9 @@ class Facts:
 
 def tiebreak(dataset, entity):
     """The documented tie-break: SHA-256 of the canonical JSON of [dataset, entity]."""
-    canonical = json.dumps([dataset, entity], sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
+    canonical = json.dumps(
+        [dataset, entity], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -213,9 +235,14 @@ def facts_of(spec):
     attributes = dict(spec.attributes) if spec.kind == "profile" else {}
     if spec.dataset == "loyalty":
         attributes[LOYALTY_FIELD] = primary[1]
-    return Facts(spec, entity, (spec.time_us, tiebreak(spec.dataset, entity)),
-                 primary if primary not in BLOCKED else None, tuple(sorted(set(accepted))),
-                 attributes)
+    return Facts(
+        spec,
+        entity,
+        (spec.time_us, tiebreak(spec.dataset, entity)),
+        primary if primary not in BLOCKED else None,
+        tuple(sorted(set(accepted))),
+        attributes,
+    )
 
 
 def stored_facts(specs):
@@ -236,9 +263,14 @@ VALUES = st.one_of(st.integers(0, 2), st.sampled_from(["x", "y", None]))
 
 def attribute_lists():
     return st.lists(
-        st.sampled_from(POINTERS).flatmap(lambda p: st.tuples(
-            st.just(p), st.lists(st.integers(0, 1), max_size=2) if p == "/tags" else VALUES)),
-        max_size=3, unique_by=lambda a: a[0]).map(tuple)
+        st.sampled_from(POINTERS).flatmap(
+            lambda p: st.tuples(
+                st.just(p), st.lists(st.integers(0, 1), max_size=2) if p == "/tags" else VALUES
+            )
+        ),
+        max_size=3,
+        unique_by=lambda a: a[0],
+    ).map(tuple)
 
 
 @st.composite
@@ -251,22 +283,32 @@ def specs(draw, record_id="r", datasets=DATASETS, blocked=True):
         identities.insert(draw(st.integers(0, len(identities))), refused)
         identities = list(dict.fromkeys(identities))[:4]
     if dataset == "loyalty":  # the primary is a CRMID, in the identity field
-        crmid = draw(st.sampled_from(
-            [("CRMID", v) for v in GOOD_IDS["CRMID"]]
-            + ([("CRMID", "null")] if blocked else [])))
+        crmid = draw(
+            st.sampled_from(
+                [("CRMID", v) for v in GOOD_IDS["CRMID"]] + ([("CRMID", "null")] if blocked else [])
+            )
+        )
         identities = [i for i in identities if i != crmid][:3] + [crmid]
         primary = len(identities) - 1
     else:
         primary = draw(st.integers(0, len(identities) - 1))
-    operation = "merge" if kind == "event" else draw(
-        st.sampled_from(["merge", "merge", "merge", "create", "delete"]))
+    operation = (
+        "merge"
+        if kind == "event"
+        else draw(st.sampled_from(["merge", "merge", "merge", "create", "delete"]))
+    )
     return Spec(
-        record_id=record_id, dataset=dataset, identities=tuple(identities), primary=primary,
-        operation=operation, offset_us=draw(st.sampled_from(OFFSETS_US)),
+        record_id=record_id,
+        dataset=dataset,
+        identities=tuple(identities),
+        primary=primary,
+        operation=operation,
+        offset_us=draw(st.sampled_from(OFFSETS_US)),
         attributes=draw(attribute_lists()) if kind == "profile" else (),
         event_type=draw(st.sampled_from(["view", "click"])),
         placement=draw(st.sampled_from(["entity", "xdmMeta", "bare"])),
-        mark_single=draw(st.booleans()))
+        mark_single=draw(st.booleans()),
+    )
 
 
 @st.composite
@@ -289,20 +331,24 @@ def deliveries(draw, records):
 
 def rules_strategy(caps=(2, 3, 4, 50)):
     return st.builds(
-        lambda order, listed, unique, cap: IdentityRules(tuple(order[:listed]), frozenset(unique),
-                                                         cap),
-        st.permutations(NAMESPACES), st.integers(0, len(NAMESPACES)),
-        st.sets(st.sampled_from(NAMESPACES)), st.sampled_from(caps))
+        lambda order, listed, unique, cap: IdentityRules(
+            tuple(order[:listed]), frozenset(unique), cap
+        ),
+        st.permutations(NAMESPACES),
+        st.integers(0, len(NAMESPACES)),
+        st.sets(st.sampled_from(NAMESPACES)),
+        st.sampled_from(caps),
+    )
 
 
 # The profile table as a plain dict
+
 
 def write_cell(table, key, cell):
     """One SetCell as Bigtable applies it: time cut to the millisecond; the same column at
     the same time replaces the version; versions newest first."""
     time_us = cell.time_us - cell.time_us % 1000
-    versions = table.setdefault(key, {}).setdefault(cell.family, {}).setdefault(
-        cell.column, [])
+    versions = table.setdefault(key, {}).setdefault(cell.family, {}).setdefault(cell.column, [])
     versions[:] = [v for v in versions if v[1] != time_us] + [(cell.value, time_us)]
     versions.sort(key=lambda v: -v[1])
 
@@ -369,8 +415,12 @@ def fragments_of(table, identities):
 def lookup(table, start, rules, policy=(), max_events=20):
     links, deleted = walk(table, start)
     graph = resolve(start, links, rules, deleted)
-    profile = unified_profile(graph.identities, fragments_of(table, graph.identities),
-                              MergePolicy(tuple(policy)), max_events)
+    profile = unified_profile(
+        graph.identities,
+        fragments_of(table, graph.identities),
+        MergePolicy(tuple(policy)),
+        max_events,
+    )
     return Lookup(graph, profile, links, deleted)
 
 
@@ -381,10 +431,14 @@ def all_links(table):
 
 # Oracles, from the facts alone
 
+
 def _rank(rules, namespace):
     """The documented priority: listed namespaces first, in their order; then by name."""
-    return (0, rules.priority.index(namespace), "") if namespace in rules.priority \
+    return (
+        (0, rules.priority.index(namespace), "")
+        if namespace in rules.priority
         else (1, 0, namespace)
+    )
 
 
 @dataclasses.dataclass
@@ -401,8 +455,11 @@ class OracleGraphs:
 
     def dropped(self, identity):
         members = self.graph(identity)
-        return [(a, b, o, rule) for a, b, o, rule in self.decisions
-                if rule is not None and (a in members or b in members)]
+        return [
+            (a, b, o, rule)
+            for a, b, o, rule in self.decisions
+            if rule is not None and (a in members or b in members)
+        ]
 
 
 def oracle_graphs(facts, rules):
@@ -420,10 +477,17 @@ def oracle_graphs(facts, rules):
         if fact.spec.operation == "delete" or len(fact.linked) < 2:
             continue
         for i, a in enumerate(fact.linked):
-            for b in fact.linked[i + 1:]:
+            for b in fact.linked[i + 1 :]:
                 pairs.append((a, b, fact.order))
-    pairs.sort(key=lambda p: (-p[2][0], sorted([_rank(rules, p[0][0]), _rank(rules, p[1][0])]),
-                              p[2][1], p[0], p[1]))
+    pairs.sort(
+        key=lambda p: (
+            -p[2][0],
+            sorted([_rank(rules, p[0][0]), _rank(rules, p[1][0])]),
+            p[2][1],
+            p[0],
+            p[1],
+        )
+    )
     component = {}
     decisions = []
     for a, b, order in pairs:
@@ -448,9 +512,11 @@ def oracle_graphs(facts, rules):
 
 def graph_as_plain(graph):
     """A Graph of the code as plain tuples, comparable with OracleGraphs."""
-    return (graph.identities,
-            [(e.a, e.b, (e.link.time_us, e.link.tiebreak)) for e in graph.kept],
-            [(e.a, e.b, (e.link.time_us, e.link.tiebreak), rule) for e, rule in graph.dropped])
+    return (
+        graph.identities,
+        [(e.a, e.b, (e.link.time_us, e.link.tiebreak)) for e in graph.kept],
+        [(e.a, e.b, (e.link.time_us, e.link.tiebreak), rule) for e, rule in graph.dropped],
+    )
 
 
 def oracle_profile(identities, facts, precedence=(), max_events=20):
@@ -476,17 +542,38 @@ def oracle_profile(identities, facts, precedence=(), max_events=20):
             if fact.spec.operation == "delete" or (last_reset and fact.order < last_reset):
                 continue
             for pointer, value in fact.attributes.items():
-                rank = (-(precedence.index(fact.spec.dataset) if fact.spec.dataset in precedence
-                          else len(precedence)) if precedence else 0, fact.order)
+                rank = (
+                    -(
+                        precedence.index(fact.spec.dataset)
+                        if fact.spec.dataset in precedence
+                        else len(precedence)
+                    )
+                    if precedence
+                    else 0,
+                    fact.order,
+                )
                 if pointer not in attributes or rank > attributes[pointer][0]:
-                    attributes[pointer] = (rank, {
-                        "value": value, "dataset": fact.spec.dataset,
-                        "time": iso_of(fact.order[0]), "identity": list(identity)})
+                    attributes[pointer] = (
+                        rank,
+                        {
+                            "value": value,
+                            "dataset": fact.spec.dataset,
+                            "time": iso_of(fact.order[0]),
+                            "identity": list(identity),
+                        },
+                    )
     events.sort(key=lambda f: (-(f.order[0] // 1000), f.spec.record_id, f.order[1][:16]))
     return {
         "attributes": {p: attributes[p][1] for p in sorted(attributes)},
         "identities": [{"namespace": n, "id": i} for n, i in sorted(identities)],
-        "events": [{"_id": f.spec.record_id, "dataset": f.spec.dataset,
-                    "time": iso_of(f.order[0] // 1000 * 1000), "eventType": f.spec.event_type,
-                    "event": f.entity} for f in events[:max_events]],
+        "events": [
+            {
+                "_id": f.spec.record_id,
+                "dataset": f.spec.dataset,
+                "time": iso_of(f.order[0] // 1000 * 1000),
+                "eventType": f.spec.event_type,
+                "event": f.entity,
+            }
+            for f in events[:max_events]
+        ],
     }

@@ -1,6 +1,7 @@
 """Where a record's identities are found, which are refused, which is primary
 (domain/identity.py), as the parser puts them on a Record (domain/parsing.py); and the
 catalog's identity section and identity fields (domain/catalog.py)."""
+
 import json
 import re
 import textwrap
@@ -28,16 +29,46 @@ CATALOG_PATTERN = re.compile(r"(?i)test@example\.com")
 
 # Refused values
 
-@pytest.mark.parametrize("value", [
-    "", "   ", "null", "NULL", " Null ", "undefined", "Undefined", "anonymous", "ANONYMOUS",
-    "0", "0000", "00000000-0000-0000-0000-000000000000", "0.0", "00_00", " 000 "])
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "null",
+        "NULL",
+        " Null ",
+        "undefined",
+        "Undefined",
+        "anonymous",
+        "ANONYMOUS",
+        "0",
+        "0000",
+        "00000000-0000-0000-0000-000000000000",
+        "0.0",
+        "00_00",
+        " 000 ",
+    ],
+)
 def test_built_in_blocked_values_are_refused(value):
     assert refusal(value) == BLOCKED
 
 
-@pytest.mark.parametrize("value", [
-    "0001", "a0", "0x0", "null1", "not null", "anonymous-7", "undefinedX", "O", "ada@x.org",
-    "10000000-0000-0000-0000-000000000000"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001",
+        "a0",
+        "0x0",
+        "null1",
+        "not null",
+        "anonymous-7",
+        "undefinedX",
+        "O",
+        "ada@x.org",
+        "10000000-0000-0000-0000-000000000000",
+    ],
+)
 def test_values_that_only_look_blocked_are_accepted(value):
     assert refusal(value) is None
 
@@ -59,13 +90,19 @@ def test_length_limit_is_1024_characters():
 
 # Where identities are found
 
+
 def test_identity_map_of_the_entity():
-    entity = {"identityMap": {
-        "Email": [{"id": "ada@x.org", "primary": True}, {"id": "ada@y.org"}],
-        "ECID": [{"id": "11", "primary": "true"}],  # only the boolean true marks a primary
-    }}
-    assert identities(entity) == [("Email", "ada@x.org", True), ("Email", "ada@y.org", False),
-                                  ("ECID", "11", False)]
+    entity = {
+        "identityMap": {
+            "Email": [{"id": "ada@x.org", "primary": True}, {"id": "ada@y.org"}],
+            "ECID": [{"id": "11", "primary": "true"}],  # only the boolean true marks a primary
+        }
+    }
+    assert identities(entity) == [
+        ("Email", "ada@x.org", True),
+        ("Email", "ada@y.org", False),
+        ("ECID", "11", False),
+    ]
 
 
 def test_identity_map_of_xdm_meta_where_the_entity_has_none():
@@ -84,21 +121,31 @@ def test_malformed_identity_maps_give_nothing():
 
 
 def test_identity_fields_by_json_pointer_with_escapes():
-    entity = {"workEmail": {"address": "ada@work.org"}, "a/b": {"c~d": "C1"},
-              "phones": ["+441"], "deep": {"x": None}}
-    fields = (IdentityField("/workEmail/address", "Email", True),
-              IdentityField("/a~1b/c~0d", "CRMID"),
-              IdentityField("/phones/0", "Phone"),  # through a list: not followed
-              IdentityField("/deep/x", "ECID"),  # null: nothing
-              IdentityField("/missing/field", "ECID"))
-    assert identities(entity, None, fields) == [("Email", "ada@work.org", True),
-                                                ("CRMID", "C1", False)]
+    entity = {
+        "workEmail": {"address": "ada@work.org"},
+        "a/b": {"c~d": "C1"},
+        "phones": ["+441"],
+        "deep": {"x": None},
+    }
+    fields = (
+        IdentityField("/workEmail/address", "Email", True),
+        IdentityField("/a~1b/c~0d", "CRMID"),
+        IdentityField("/phones/0", "Phone"),  # through a list: not followed
+        IdentityField("/deep/x", "ECID"),  # null: nothing
+        IdentityField("/missing/field", "ECID"),
+    )
+    assert identities(entity, None, fields) == [
+        ("Email", "ada@work.org", True),
+        ("CRMID", "C1", False),
+    ]
 
 
 def test_identity_fields_come_after_the_identity_map():
     entity = {"identityMap": {"ECID": [{"id": "11"}]}, "crm": "C1"}
     assert identities(entity, None, (IdentityField("/crm", "CRMID", True),)) == [
-        ("ECID", "11", False), ("CRMID", "C1", True)]
+        ("ECID", "11", False),
+        ("CRMID", "C1", True),
+    ]
 
 
 @given(st.lists(st.text(alphabet="ab01~/", min_size=0, max_size=4), min_size=1, max_size=3))
@@ -114,9 +161,15 @@ def test_any_key_path_is_reached_by_its_escaped_pointer(keys):
 
 # Primary, linked, refused
 
+
 def test_a_refused_primary_gives_primary_none_and_the_rest_is_linked():
-    found = [("Email", "anonymous", True), ("ECID", "22", False), ("ECID", "11", False),
-             ("Phone", "", False), ("ECID", "11", False)]
+    found = [
+        ("Email", "anonymous", True),
+        ("ECID", "22", False),
+        ("ECID", "11", False),
+        ("Phone", "", False),
+        ("ECID", "11", False),
+    ]
     checked = record_identities(found)
     assert checked.primary is None
     assert checked.linked == (("ECID", "11"), ("ECID", "22"))  # sorted, each once
@@ -124,8 +177,10 @@ def test_a_refused_primary_gives_primary_none_and_the_rest_is_linked():
 
 
 def test_an_accepted_primary():
-    checked = record_identities([("ECID", "11", False), ("Email", "ada@x.org", True),
-                                 ("Email", "test@example.com", False)], [CATALOG_PATTERN])
+    checked = record_identities(
+        [("ECID", "11", False), ("Email", "ada@x.org", True), ("Email", "test@example.com", False)],
+        [CATALOG_PATTERN],
+    )
     assert checked.primary == ("Email", "ada@x.org")
     assert checked.linked == (("ECID", "11"), ("Email", "ada@x.org"))
     assert checked.refused == (("Email", "test@example.com", BLOCKED),)
@@ -134,15 +189,19 @@ def test_an_accepted_primary():
 def test_a_lone_identity_is_primary_without_a_mark():
     assert record_identities([("ECID", "11", False)]).primary == ("ECID", "11")
     # The same identity twice, once marked, is one primary.
-    assert record_identities([("ECID", "11", False), ("ECID", "11", True),
-                              ("ECID", "22", False)]).primary == ("ECID", "11")
+    assert record_identities(
+        [("ECID", "11", False), ("ECID", "11", True), ("ECID", "22", False)]
+    ).primary == ("ECID", "11")
 
 
-@pytest.mark.parametrize("found, words", [
-    ([], "no identities"),
-    ([("ECID", "11", False), ("ECID", "22", False)], "none marked primary among 2"),
-    ([("ECID", "11", True), ("Email", "ada@x.org", True)], "2 marked primary"),
-])
+@pytest.mark.parametrize(
+    "found, words",
+    [
+        ([], "no identities"),
+        ([("ECID", "11", False), ("ECID", "22", False)], "none marked primary among 2"),
+        ([("ECID", "11", True), ("Email", "ada@x.org", True)], "2 marked primary"),
+    ],
+)
 def test_not_exactly_one_primary_raises(found, words):
     with pytest.raises(IdentityError, match=re.escape(words)) as raised:
         record_identities(found)
@@ -150,8 +209,10 @@ def test_not_exactly_one_primary_raises(found, words):
     record_identities(found, needs_primary=False)  # where no primary is needed: fine
 
 
-@pytest.mark.parametrize("found", [[("ECID", None, True)], [("ECID", 11, True)],
-                                   [("", "11", True)], [(None, "11", True)]])
+@pytest.mark.parametrize(
+    "found",
+    [[("ECID", None, True)], [("ECID", 11, True)], [("", "11", True)], [(None, "11", True)]],
+)
 def test_an_identity_without_a_string_id_or_namespace_raises(found):
     with pytest.raises(IdentityError) as raised:
         record_identities(found)
@@ -166,6 +227,7 @@ def test_a_namespace_too_long_for_a_row_key_raises():
 
 # Through the parser: what a Record carries
 
+
 @pytest.fixture(scope="module")
 def parser(tmp_path_factory):
     return gs.load_parser(tmp_path_factory.mktemp("catalog"))
@@ -177,19 +239,28 @@ def envelope(dataset, entity, meta=None):
 
 
 def test_record_identities_through_the_parser(parser):
-    entity = {"_id": "r1", "loyaltyId": "C1", "identityMap": {
-        "Email": [{"id": "test@example.com"}, {"id": "ada@x.org"}],
-        "ECID": [{"id": "0000"}, {"id": "11"}]}}
+    entity = {
+        "_id": "r1",
+        "loyaltyId": "C1",
+        "identityMap": {
+            "Email": [{"id": "test@example.com"}, {"id": "ada@x.org"}],
+            "ECID": [{"id": "0000"}, {"id": "11"}],
+        },
+    }
     record = parser.parse(envelope("loyalty", entity), {}, "m", None)
     assert record.primary_identity == ("CRMID", "C1")  # the dataset's primary field
     assert record.identities == (("CRMID", "C1"), ("ECID", "11"), ("Email", "ada@x.org"))
-    assert sorted(record.refused_identities) == [("ECID", "0000", BLOCKED),
-                                                 ("Email", "test@example.com", BLOCKED)]
+    assert sorted(record.refused_identities) == [
+        ("ECID", "0000", BLOCKED),
+        ("Email", "test@example.com", BLOCKED),
+    ]
 
 
 def test_a_refused_primary_leaves_the_record_for_the_lake(parser):
-    entity = {"_id": "r1", "identityMap": {"Email": [{"id": "anonymous", "primary": True}],
-                                           "ECID": [{"id": "11"}]}}
+    entity = {
+        "_id": "r1",
+        "identityMap": {"Email": [{"id": "anonymous", "primary": True}], "ECID": [{"id": "11"}]},
+    }
     record = parser.parse(envelope("crm", entity), {}, "m", None)
     assert record.primary_identity is None
     assert record.identities == (("ECID", "11"),)
@@ -197,16 +268,20 @@ def test_a_refused_primary_leaves_the_record_for_the_lake(parser):
 
 def test_an_event_with_its_identities_in_xdm_meta(parser):
     entity = {"_id": "e1", "timestamp": "2026-03-01T12:00:00Z"}
-    meta = {"identityMap": {"ECID": [{"id": "11", "primary": True}],
-                            "Email": [{"id": "ada@x.org"}]}}
+    meta = {
+        "identityMap": {"ECID": [{"id": "11", "primary": True}], "Email": [{"id": "ada@x.org"}]}
+    }
     record = parser.parse(envelope("web", entity, meta), {}, "m", None)
     assert record.primary_identity == ("ECID", "11")
     assert record.identities == (("ECID", "11"), ("Email", "ada@x.org"))
 
 
 def test_two_primaries_make_a_record_error(parser):
-    entity = {"_id": "r1", "loyaltyId": "C1",
-              "identityMap": {"ECID": [{"id": "11", "primary": True}]}}
+    entity = {
+        "_id": "r1",
+        "loyaltyId": "C1",
+        "identityMap": {"ECID": [{"id": "11", "primary": True}]},
+    }
     with pytest.raises(RecordError) as raised:
         parser.parse(envelope("loyalty", entity), {}, "m", None)
     assert raised.value.error_class == "identity"
@@ -215,9 +290,12 @@ def test_two_primaries_make_a_record_error(parser):
 
 # The catalog's identity section and identity fields
 
+
 def load(tmp_path, identity=None, fields=None):
-    spec = {"schemas": "schemas", "datasets": {"crm": {
-        "schema": gs.SCHEMA_ID, "kind": "profile", "profile": True}}}
+    spec = {
+        "schemas": "schemas",
+        "datasets": {"crm": {"schema": gs.SCHEMA_ID, "kind": "profile", "profile": True}},
+    }
     if identity is not None:
         spec["identity"] = identity
     if fields is not None:
@@ -243,15 +321,19 @@ def test_a_good_identity_section(tmp_path):
           max_identities: 7
         """)
     catalog = Catalog.load(gs.write_catalog(tmp_path, text))
-    assert catalog.identity_rules == IdentityRules(("CRMID", "Email", "ECID"),
-                                                   frozenset({"CRMID", "Email"}), 7)
-    assert [p.pattern for p in catalog.blocked_identities] == ["(?i)test@example\\.com",
-                                                               "guest-[0-9]+"]
+    assert catalog.identity_rules == IdentityRules(
+        ("CRMID", "Email", "ECID"), frozenset({"CRMID", "Email"}), 7
+    )
+    assert [p.pattern for p in catalog.blocked_identities] == [
+        "(?i)test@example\\.com",
+        "guest-[0-9]+",
+    ]
     assert refusal("guest-12", catalog.blocked_identities) == BLOCKED
     assert refusal("guest-x", catalog.blocked_identities) is None
     assert catalog.datasets["crm"].identity_fields == (
         IdentityField("/workEmail/address", "Email", True),
-        IdentityField("/crm~1id", "CRMID", False))
+        IdentityField("/crm~1id", "CRMID", False),
+    )
 
 
 def test_no_identity_section_gives_the_defaults(tmp_path):
@@ -266,22 +348,27 @@ def test_the_cap_bounds_are_accepted(tmp_path, cap):
     assert load(tmp_path, {"max_identities": cap}).identity_rules.max_identities == cap
 
 
-@pytest.mark.parametrize("identity, words", [
-    ({"priority": ["CRMID"], "colour": "red"},
-     ["identity", "priority", "unique", "blocked", "max_identities"]),
-    (["CRMID"], ["identity", "priority", "unique", "blocked", "max_identities"]),
-    ({"priority": "CRMID"}, ["identity.priority", "list"]),
-    ({"unique": "CRMID"}, ["identity.unique", "list"]),
-    ({"blocked": {"a": "b"}}, ["identity.blocked", "list"]),
-    ({"unique": [""]}, ["identity.unique", "list of strings"]),
-    ({"priority": ["CRMID", 7]}, ["identity.priority", "list of strings"]),
-    ({"blocked": ["ok", "(unclosed"]}, ["identity.blocked", "(unclosed", "regular expression"]),
-    ({"max_identities": 1}, ["identity.max_identities", "2", "1000"]),
-    ({"max_identities": 1001}, ["identity.max_identities", "2", "1000"]),
-    ({"max_identities": "x"}, ["identity.max_identities"]),
-    ({"max_identities": True}, ["identity.max_identities"]),
-    ({"max_identities": 7.0}, ["identity.max_identities"]),
-])
+@pytest.mark.parametrize(
+    "identity, words",
+    [
+        (
+            {"priority": ["CRMID"], "colour": "red"},
+            ["identity", "priority", "unique", "blocked", "max_identities"],
+        ),
+        (["CRMID"], ["identity", "priority", "unique", "blocked", "max_identities"]),
+        ({"priority": "CRMID"}, ["identity.priority", "list"]),
+        ({"unique": "CRMID"}, ["identity.unique", "list"]),
+        ({"blocked": {"a": "b"}}, ["identity.blocked", "list"]),
+        ({"unique": [""]}, ["identity.unique", "list of strings"]),
+        ({"priority": ["CRMID", 7]}, ["identity.priority", "list of strings"]),
+        ({"blocked": ["ok", "(unclosed"]}, ["identity.blocked", "(unclosed", "regular expression"]),
+        ({"max_identities": 1}, ["identity.max_identities", "2", "1000"]),
+        ({"max_identities": 1001}, ["identity.max_identities", "2", "1000"]),
+        ({"max_identities": "x"}, ["identity.max_identities"]),
+        ({"max_identities": True}, ["identity.max_identities"]),
+        ({"max_identities": 7.0}, ["identity.max_identities"]),
+    ],
+)
 def test_a_bad_identity_section_is_a_catalog_error_naming_it(tmp_path, identity, words):
     with pytest.raises(CatalogError) as raised:
         load(tmp_path, identity)
@@ -290,17 +377,24 @@ def test_a_bad_identity_section_is_a_catalog_error_naming_it(tmp_path, identity,
         assert word in message, (word, message)
 
 
-@pytest.mark.parametrize("fields, words", [
-    ([{"pointer": "/a", "namespace": "Email", "primary": True},
-      {"pointer": "/b", "namespace": "CRMID", "primary": True}],
-     ["'crm'", "at most one identity field is primary"]),
-    ([{"pointer": "/a"}], ["'crm'", "namespace", "{'pointer': '/a'}"]),
-    ([{"pointer": "/a", "namespace": ""}], ["'crm'", "namespace"]),
-    ([{"pointer": "a", "namespace": "Email"}], ["'crm'", "pointer", "'a'"]),
-    ([{"pointer": "/a", "namespace": "Email", "primary": "yes"}], ["'crm'", "'yes'"]),
-    (["/a"], ["'crm'", "'/a'"]),
-    ({"pointer": "/a", "namespace": "Email"}, ["'crm'", "'identities' must be a list"]),
-])
+@pytest.mark.parametrize(
+    "fields, words",
+    [
+        (
+            [
+                {"pointer": "/a", "namespace": "Email", "primary": True},
+                {"pointer": "/b", "namespace": "CRMID", "primary": True},
+            ],
+            ["'crm'", "at most one identity field is primary"],
+        ),
+        ([{"pointer": "/a"}], ["'crm'", "namespace", "{'pointer': '/a'}"]),
+        ([{"pointer": "/a", "namespace": ""}], ["'crm'", "namespace"]),
+        ([{"pointer": "a", "namespace": "Email"}], ["'crm'", "pointer", "'a'"]),
+        ([{"pointer": "/a", "namespace": "Email", "primary": "yes"}], ["'crm'", "'yes'"]),
+        (["/a"], ["'crm'", "'/a'"]),
+        ({"pointer": "/a", "namespace": "Email"}, ["'crm'", "'identities' must be a list"]),
+    ],
+)
 def test_a_bad_identity_field_is_a_catalog_error_naming_it(tmp_path, fields, words):
     with pytest.raises(CatalogError) as raised:
         load(tmp_path, fields=fields)

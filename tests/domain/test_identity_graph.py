@@ -6,6 +6,7 @@ Properties over a small universe (few ids per namespace, few times: collisions a
 times are common), then the guardrails by example: the shared device, the 50 cap, equal
 times ordered by namespace priority, deletes.
 """
+
 import itertools
 
 import pytest
@@ -16,8 +17,11 @@ from domain.identity_graph import DELETED, MAX_IDENTITIES, UNIQUE_NAMESPACE, Ide
 from domain.profile_table import identity_of_row_key, row_key
 from tests.domain import graph_strategies as gs
 
-SETTINGS = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 RULES_OF_CATALOG = IdentityRules(("CRMID", "Email", "Phone", "ECID"), frozenset({"CRMID"}))
 
 
@@ -27,16 +31,20 @@ def parser(tmp_path_factory):
 
 
 def lookups(table, rules, policy=(), max_events=20):
-    return {identity: gs.lookup(table, identity, rules, policy, max_events)
-            for identity in gs.POOL}
+    return {identity: gs.lookup(table, identity, rules, policy, max_events) for identity in gs.POOL}
 
 
 # 1. The same set of records, in any order and however often delivered: same cells, same
 # graphs, same profiles.
 
+
 @SETTINGS
-@given(data=st.data(), records=gs.record_sets(), rules=gs.rules_strategy(),
-       policy=st.sampled_from(gs.POLICIES))
+@given(
+    data=st.data(),
+    records=gs.record_sets(),
+    rules=gs.rules_strategy(),
+    policy=st.sampled_from(gs.POLICIES),
+)
 def test_order_and_redeliveries_change_nothing(parser, data, records, rules, policy):
     first = gs.ingest_specs(parser, records)
     second = gs.ingest_specs(parser, data.draw(gs.deliveries(records)))
@@ -49,11 +57,10 @@ def test_order_and_redeliveries_change_nothing(parser, data, records, rules, pol
 
 # 2. Lookup by any identity of a graph gives the same graph and the same profile.
 
+
 @SETTINGS
-@given(records=gs.record_sets(), rules=gs.rules_strategy(),
-       policy=st.sampled_from(gs.POLICIES))
-def test_every_identity_of_a_graph_finds_the_same_graph_and_profile(
-        parser, records, rules, policy):
+@given(records=gs.record_sets(), rules=gs.rules_strategy(), policy=st.sampled_from(gs.POLICIES))
+def test_every_identity_of_a_graph_finds_the_same_graph_and_profile(parser, records, rules, policy):
     table = gs.ingest_specs(parser, records)
     for start, found in lookups(table, rules, policy).items():
         assert start in found.graph.identities
@@ -73,6 +80,7 @@ def test_more_links_than_those_reachable_do_no_harm(parser, records, rules):
 
 
 # 3. Invariants.
+
 
 @SETTINGS
 @given(records=gs.record_sets(max_size=12), rules=gs.rules_strategy(caps=(2, 3, 4)))
@@ -120,16 +128,21 @@ def test_invariants(parser, records, rules):
                 assert len(graph_a) + len(graph_b) > rules.max_identities
         # Each pair of each link that touches the graph is either kept or dropped, once.
         decided = [(e.a, e.b, e.link) for e in graph.kept] + [
-            (e.a, e.b, e.link) for e, _ in graph.dropped]
+            (e.a, e.b, e.link) for e, _ in graph.dropped
+        ]
         assert len(decided) == len(set(decided))
-        touching = {(a, b, link) for link in found[start].links
-                    for a, b in itertools.combinations(sorted(set(link.identities)), 2)
-                    if a in members or b in members}
+        touching = {
+            (a, b, link)
+            for link in found[start].links
+            for a, b in itertools.combinations(sorted(set(link.identities)), 2)
+            if a in members or b in members
+        }
         assert set(decided) == touching
 
 
 # The graph equals a plain replay of the records' links (sets, no union-find), computed
 # from the generated records alone.
+
 
 @SETTINGS
 @given(records=gs.record_sets(max_size=12), rules=gs.rules_strategy())
@@ -145,6 +158,7 @@ def test_graph_is_the_plain_replay_of_the_records(parser, records, rules):
 
 # 5. Guardrails, by example and by property.
 
+
 def sign_in(record_id, crmid, device, offset_us, email=None, dataset="crm"):
     identities = [("CRMID", crmid), ("ECID", device)] + ([("Email", email)] if email else [])
     return gs.Spec(record_id, dataset, tuple(identities), primary=0, offset_us=offset_us)
@@ -159,7 +173,9 @@ def test_shared_device_by_hand(parser):
     kiosk = gs.lookup(table, ("ECID", "kiosk"), RULES_OF_CATALOG).graph
     assert kiosk.identities == {("ECID", "kiosk"), ("CRMID", "C2"), ("Email", "bob@x.org")}
     assert gs.lookup(table, ("CRMID", "C1"), RULES_OF_CATALOG).graph.identities == {
-        ("CRMID", "C1"), ("Email", "ada@x.org")}
+        ("CRMID", "C1"),
+        ("Email", "ada@x.org"),
+    }
     # Ada's link to the kiosk is refused by the unique rule; Ada's email stays hers.
     refused = {(e.a, e.b): rule for e, rule in kiosk.dropped}
     assert refused[(("CRMID", "C1"), ("ECID", "kiosk"))] == UNIQUE_NAMESPACE
@@ -169,7 +185,9 @@ def test_shared_device_by_hand(parser):
     kiosk = gs.lookup(table, ("ECID", "kiosk"), RULES_OF_CATALOG).graph
     assert kiosk.identities == {("ECID", "kiosk"), ("CRMID", "C1"), ("Email", "ada@x.org")}
     assert gs.lookup(table, ("CRMID", "C2"), RULES_OF_CATALOG).graph.identities == {
-        ("CRMID", "C2"), ("Email", "bob@x.org")}
+        ("CRMID", "C2"),
+        ("Email", "bob@x.org"),
+    }
 
 
 @SETTINGS
@@ -178,22 +196,29 @@ def test_shared_device_follows_the_last_sign_in(parser, data, people, count):
     """Sign-ins of several people (each a CRMID, sometimes with their own email) on one
     device, at distinct times: the device's graph is the last one's; each other person's
     graph is their own CRMID and email; no graph holds two CRMIDs."""
-    times = data.draw(st.lists(st.integers(0, 50).map(lambda t: t * 1000), min_size=count,
-                               max_size=count, unique=True))
+    times = data.draw(
+        st.lists(
+            st.integers(0, 50).map(lambda t: t * 1000), min_size=count, max_size=count, unique=True
+        )
+    )
     who = data.draw(st.lists(st.integers(0, people - 1), min_size=count, max_size=count))
     with_email = data.draw(st.lists(st.booleans(), min_size=count, max_size=count))
-    records = [sign_in(f"s{n}", f"P{p}", "kiosk", t, email=f"p{p}@x.org" if e else None)
-               for n, (p, t, e) in enumerate(zip(who, times, with_email, strict=True))]
+    records = [
+        sign_in(f"s{n}", f"P{p}", "kiosk", t, email=f"p{p}@x.org" if e else None)
+        for n, (p, t, e) in enumerate(zip(who, times, with_email, strict=True))
+    ]
     table = gs.ingest_specs(parser, data.draw(st.permutations(records)))
     last = who[times.index(max(times))]
 
     def own(p):
-        emails = {("Email", f"p{p}@x.org") for q, e in zip(who, with_email, strict=True)
-                  if q == p and e}
+        emails = {
+            ("Email", f"p{p}@x.org") for q, e in zip(who, with_email, strict=True) if q == p and e
+        }
         return {("CRMID", f"P{p}")} | emails
 
-    assert gs.lookup(table, ("ECID", "kiosk"), RULES_OF_CATALOG).graph.identities == \
-        own(last) | {("ECID", "kiosk")}
+    assert gs.lookup(table, ("ECID", "kiosk"), RULES_OF_CATALOG).graph.identities == own(last) | {
+        ("ECID", "kiosk")
+    }
     for p in set(who) - {last}:
         graph = gs.lookup(table, ("CRMID", f"P{p}"), RULES_OF_CATALOG).graph.identities
         assert graph == own(p)
@@ -203,8 +228,10 @@ def test_shared_device_follows_the_last_sign_in(parser, data, people, count):
 
 def hub_records(count, offsets):
     """One Email seen with `count` devices, each in a record of its own."""
-    return [gs.Spec(f"h{n}", "crm", (("Email", "hub@x.org"), ("ECID", f"dev{n:02d}")),
-                    offset_us=offset) for n, offset in zip(range(count), offsets, strict=True)]
+    return [
+        gs.Spec(f"h{n}", "crm", (("Email", "hub@x.org"), ("ECID", f"dev{n:02d}")), offset_us=offset)
+        for n, offset in zip(range(count), offsets, strict=True)
+    ]
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -222,12 +249,14 @@ def test_the_cap_of_50_drops_the_oldest_links(parser, data):
     graph = gs.lookup(table, ("Email", "hub@x.org"), rules).graph
     assert graph.identities == {("Email", "hub@x.org")} | {r.identities[1] for r in newest[:49]}
     assert len(graph.identities) == 50
-    assert sorted(e.a for e, rule in graph.dropped if rule == MAX_IDENTITIES) == \
-        sorted(r.identities[1] for r in newest[49:])
+    assert sorted(e.a for e, rule in graph.dropped if rule == MAX_IDENTITIES) == sorted(
+        r.identities[1] for r in newest[49:]
+    )
     assert {rule for _, rule in graph.dropped} == {MAX_IDENTITIES}
     for record in newest[49:]:
         assert gs.lookup(table, record.identities[1], rules).graph.identities == {
-            record.identities[1]}
+            record.identities[1]
+        }
 
 
 def test_the_cap_at_one_time_keeps_the_first_by_tiebreak(parser):
@@ -237,25 +266,27 @@ def test_the_cap_at_one_time_keeps_the_first_by_tiebreak(parser):
     table = gs.ingest_specs(parser, records[::-1])
     graph = gs.lookup(table, ("Email", "hub@x.org"), IdentityRules()).graph
     by_tiebreak = sorted(records, key=lambda r: gs.facts_of(r).order[1])
-    assert graph.identities == {("Email", "hub@x.org")} | {r.identities[1]
-                                                          for r in by_tiebreak[:49]}
+    assert graph.identities == {("Email", "hub@x.org")} | {
+        r.identities[1] for r in by_tiebreak[:49]
+    }
 
 
-@pytest.mark.parametrize("priority, device_goes_to", [
-    (("CRMID", "Email", "ECID"), "C1"),  # (CRMID, ECID) before (Email, ECID)
-    (("Email", "CRMID", "ECID"), "C2"),  # (Email, ECID) before (CRMID, ECID)
-])
+@pytest.mark.parametrize(
+    "priority, device_goes_to",
+    [
+        (("CRMID", "Email", "ECID"), "C1"),  # (CRMID, ECID) before (Email, ECID)
+        (("Email", "CRMID", "ECID"), "C2"),  # (Email, ECID) before (CRMID, ECID)
+    ],
+)
 @pytest.mark.parametrize("salt", ["a", "b", "c", "d"])  # other tie-breaks
 def test_equal_times_are_ordered_by_namespace_priority(parser, priority, device_goes_to, salt):
     """At t=1ms the device is seen with CRMID C1 and, in another record, with an email that
     C2 holds since t=2ms. CRMID is unique, so one of the two links must go: the one of the
     lower-priority pair, whatever the tie-breaks."""
     records = [
-        gs.Spec(f"bob-{salt}", "crm", (("CRMID", "C2"), ("Email", "bob@x.org")),
-                offset_us=2_000),
+        gs.Spec(f"bob-{salt}", "crm", (("CRMID", "C2"), ("Email", "bob@x.org")), offset_us=2_000),
         gs.Spec(f"one-{salt}", "crm", (("CRMID", "C1"), ("ECID", "11")), offset_us=1_000),
-        gs.Spec(f"two-{salt}", "crm", (("Email", "bob@x.org"), ("ECID", "11")),
-                offset_us=1_000),
+        gs.Spec(f"two-{salt}", "crm", (("Email", "bob@x.org"), ("ECID", "11")), offset_us=1_000),
     ]
     rules = IdentityRules(priority, frozenset({"CRMID"}))
     for order in itertools.permutations(records):
@@ -285,18 +316,24 @@ def test_a_delete_undoes_only_older_links(parser):
     """A delete of the email at t=2ms: the link of t=1ms goes (rule `deleted`); a link made
     after the delete holds; the delete's own identities are not linked."""
     old = gs.Spec("old", "crm", (("Email", "ada@x.org"), ("ECID", "11")), offset_us=1_000)
-    delete = gs.Spec("del", "crm", (("Email", "ada@x.org"), ("Phone", "+441")),
-                     operation="delete", offset_us=2_000)
+    delete = gs.Spec(
+        "del",
+        "crm",
+        (("Email", "ada@x.org"), ("Phone", "+441")),
+        operation="delete",
+        offset_us=2_000,
+    )
     new = gs.Spec("new", "crm", (("Email", "ada@x.org"), ("ECID", "22")), offset_us=3_000)
     table = gs.ingest_specs(parser, [new, delete, old])
     graph = gs.lookup(table, ("Email", "ada@x.org"), RULES_OF_CATALOG).graph
     assert graph.identities == {("Email", "ada@x.org"), ("ECID", "22")}
     assert [(e.a, e.b, rule) for e, rule in graph.dropped] == [
-        (("ECID", "11"), ("Email", "ada@x.org"), DELETED)]
-    assert gs.lookup(table, ("ECID", "11"), RULES_OF_CATALOG).graph.identities == {
-        ("ECID", "11")}
+        (("ECID", "11"), ("Email", "ada@x.org"), DELETED)
+    ]
+    assert gs.lookup(table, ("ECID", "11"), RULES_OF_CATALOG).graph.identities == {("ECID", "11")}
     assert gs.lookup(table, ("Phone", "+441"), RULES_OF_CATALOG).graph.identities == {
-        ("Phone", "+441")}
+        ("Phone", "+441")
+    }
 
 
 def test_a_delete_of_the_other_identity_also_undoes_the_link(parser):
@@ -307,18 +344,32 @@ def test_a_delete_of_the_other_identity_also_undoes_the_link(parser):
     assert graph.identities == {("Email", "ada@x.org")}
 
 
-@pytest.mark.parametrize("operations", [("merge", "delete"), ("create", "delete"),
-                                        ("merge", "create")])
+@pytest.mark.parametrize(
+    "operations", [("merge", "delete"), ("create", "delete"), ("merge", "create")]
+)
 def test_records_differing_only_in_operation_do_not_depend_on_order(parser, operations):
     """Two records of one dataset with the same entity and time but another operation (a
     sender's upsert, then its delete, stamped alike) are two records: the set of them must
     give the same cells, graph and profile in either order. With an older record on the
     same identity, so that a create's reset shows."""
-    older = gs.Spec("base", "crm", (("Email", "ada@x.org"),),
-                    attributes=(("/loyalty/tier", "gold"),), offset_us=0)
-    twins = [gs.Spec("same", "crm", (("Email", "ada@x.org"), ("ECID", "11")),
-                     operation=op, attributes=(("/person/firstName", "Ada"),),
-                     offset_us=1_000) for op in operations]
+    older = gs.Spec(
+        "base",
+        "crm",
+        (("Email", "ada@x.org"),),
+        attributes=(("/loyalty/tier", "gold"),),
+        offset_us=0,
+    )
+    twins = [
+        gs.Spec(
+            "same",
+            "crm",
+            (("Email", "ada@x.org"), ("ECID", "11")),
+            operation=op,
+            attributes=(("/person/firstName", "Ada"),),
+            offset_us=1_000,
+        )
+        for op in operations
+    ]
     first = gs.ingest_specs(parser, [older] + twins)
     second = gs.ingest_specs(parser, [older] + twins[::-1])
     for start in (("Email", "ada@x.org"), ("ECID", "11")):
@@ -334,10 +385,16 @@ def test_a_delete_at_the_same_time_undoes_the_links_its_order_key_follows(parser
     fragment's records."""
     outcomes = set()
     for salt in "abcdefgh":
-        link = gs.Spec(f"link-{salt}", "crm", (("Email", "ada@x.org"), ("ECID", "11")),
-                       attributes=(("/person/firstName", salt),), offset_us=1_000)
-        delete = gs.Spec(f"del-{salt}", "crm", (("Email", "ada@x.org"),), operation="delete",
-                         offset_us=1_000)
+        link = gs.Spec(
+            f"link-{salt}",
+            "crm",
+            (("Email", "ada@x.org"), ("ECID", "11")),
+            attributes=(("/person/firstName", salt),),
+            offset_us=1_000,
+        )
+        delete = gs.Spec(
+            f"del-{salt}", "crm", (("Email", "ada@x.org"),), operation="delete", offset_us=1_000
+        )
         after = gs.facts_of(link).order > gs.facts_of(delete).order
         outcomes.add(after)
         table = gs.ingest_specs(parser, [delete, link])
@@ -349,8 +406,10 @@ def test_a_delete_at_the_same_time_undoes_the_links_its_order_key_follows(parser
 
 
 @SETTINGS
-@given(namespace=st.text(st.characters(exclude_categories=("Cs",)), min_size=1),
-       identity_id=st.text(st.characters(exclude_categories=("Cs",))))
+@given(
+    namespace=st.text(st.characters(exclude_categories=("Cs",)), min_size=1),
+    identity_id=st.text(st.characters(exclude_categories=("Cs",))),
+)
 def test_row_keys_give_back_their_identity(namespace, identity_id):
     key = row_key(namespace, identity_id)
     assert identity_of_row_key(key) == (namespace, identity_id)
@@ -359,9 +418,17 @@ def test_row_keys_give_back_their_identity(namespace, identity_id):
 def test_records_differing_only_in_operation_leave_one_graph_for_all_its_identities(parser):
     """The same two records (a merge, then a delete of the same entity at the same time), in
     one table: a lookup by either identity must find the same graph."""
-    twins = [gs.Spec("same", "crm", (("Email", "ada@x.org"), ("ECID", "11")), operation=op,
-                     attributes=(("/person/firstName", "Ada"),), offset_us=1_000)
-             for op in ("merge", "delete")]
+    twins = [
+        gs.Spec(
+            "same",
+            "crm",
+            (("Email", "ada@x.org"), ("ECID", "11")),
+            operation=op,
+            attributes=(("/person/firstName", "Ada"),),
+            offset_us=1_000,
+        )
+        for op in ("merge", "delete")
+    ]
     table = gs.ingest_specs(parser, twins)
     by_email = gs.lookup(table, ("Email", "ada@x.org"), RULES_OF_CATALOG).graph
     by_device = gs.lookup(table, ("ECID", "11"), RULES_OF_CATALOG).graph

@@ -2,6 +2,7 @@
 cells into a plain dict laid out as the profile table and read back with the layout's
 readers: against a plain oracle, by hand, and through merges and splits.
 """
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,8 +10,11 @@ from hypothesis import strategies as st
 from domain.identity_graph import IdentityRules
 from tests.domain import graph_strategies as gs
 
-SETTINGS = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 RULES = IdentityRules(("CRMID", "Email", "Phone", "ECID"), frozenset({"CRMID"}))
 TIMESTAMP = ()
 PRECEDENCE = ("loyalty", "crm")
@@ -27,45 +31,66 @@ def iso(offset_us):
 
 # 4. The profile equals a plain oracle computed from the generated records.
 
-@pytest.mark.parametrize("policy", gs.POLICIES, ids=["timestamp", "loyalty>crm", "crm>rest",
-                                                     "loyalty>rest"])
-@settings(max_examples=100, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(records=gs.record_sets(max_size=12), rules=gs.rules_strategy(),
-       max_events=st.sampled_from([2, 20]))
-def test_profile_is_the_plain_merge_of_its_fragments(parser, policy, records, rules,
-                                                     max_events):
+
+@pytest.mark.parametrize(
+    "policy", gs.POLICIES, ids=["timestamp", "loyalty>crm", "crm>rest", "loyalty>rest"]
+)
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    records=gs.record_sets(max_size=12),
+    rules=gs.rules_strategy(),
+    max_events=st.sampled_from([2, 20]),
+)
+def test_profile_is_the_plain_merge_of_its_fragments(parser, policy, records, rules, max_events):
     table = gs.ingest_specs(parser, records)
     facts = gs.stored_facts(records)
     graphs = gs.oracle_graphs(facts, rules)
     for start in gs.POOL:
         found = gs.lookup(table, start, rules, policy, max_events)
         assert found.graph.identities == graphs.graph(start)
-        assert found.profile == gs.oracle_profile(graphs.graph(start), facts, policy,
-                                                  max_events), start
+        assert found.profile == gs.oracle_profile(graphs.graph(start), facts, policy, max_events), (
+            start
+        )
 
 
 # By hand: one person's three fragments under both policies.
 
+
 def ada_records():
     return [
-        gs.Spec("crm-1", "crm", (("Email", "ada@x.org"),),
-                attributes=(("/person/firstName", "Ada"), ("/loyalty/tier", "silver")),
-                offset_us=1_000),
-        gs.Spec("loy-1", "loyalty", (("Email", "ada@x.org"), ("CRMID", "C1")), primary=1,
-                attributes=(("/loyalty/tier", "gold"), ("/loyalty/points", 10)),
-                offset_us=2_000),
-        gs.Spec("crm-2", "crm", (("ECID", "11"), ("Email", "ada@x.org")),
-                attributes=(("/person/firstName", "Adelaide"), ("/loyalty/tier", "platinum")),
-                offset_us=3_000),
+        gs.Spec(
+            "crm-1",
+            "crm",
+            (("Email", "ada@x.org"),),
+            attributes=(("/person/firstName", "Ada"), ("/loyalty/tier", "silver")),
+            offset_us=1_000,
+        ),
+        gs.Spec(
+            "loy-1",
+            "loyalty",
+            (("Email", "ada@x.org"), ("CRMID", "C1")),
+            primary=1,
+            attributes=(("/loyalty/tier", "gold"), ("/loyalty/points", 10)),
+            offset_us=2_000,
+        ),
+        gs.Spec(
+            "crm-2",
+            "crm",
+            (("ECID", "11"), ("Email", "ada@x.org")),
+            attributes=(("/person/firstName", "Adelaide"), ("/loyalty/tier", "platinum")),
+            offset_us=3_000,
+        ),
         gs.Spec("web-1", "web", (("ECID", "11"),), event_type="click", offset_us=4_000),
         gs.Spec("web-2", "web", (("CRMID", "C1"), ("ECID", "11")), offset_us=500),
     ]
 
 
 def attribute(value, dataset, offset_us, identity):
-    return {"value": value, "dataset": dataset, "time": iso(offset_us),
-            "identity": list(identity)}
+    return {"value": value, "dataset": dataset, "time": iso(offset_us), "identity": list(identity)}
 
 
 ADA = ("Email", "ada@x.org")
@@ -76,9 +101,11 @@ ECID_11 = ("ECID", "11")
 def test_by_hand_timestamp_policy(parser):
     table = gs.ingest_specs(parser, ada_records())
     profile = gs.lookup(table, ECID_11, RULES, TIMESTAMP).profile
-    assert profile["identities"] == [{"namespace": "CRMID", "id": "C1"},
-                                     {"namespace": "ECID", "id": "11"},
-                                     {"namespace": "Email", "id": "ada@x.org"}]
+    assert profile["identities"] == [
+        {"namespace": "CRMID", "id": "C1"},
+        {"namespace": "ECID", "id": "11"},
+        {"namespace": "Email", "id": "ada@x.org"},
+    ]
     assert profile["attributes"] == {
         "/loyalty/points": attribute(10, "loyalty", 2_000, C1),
         "/loyalty/tier": attribute("platinum", "crm", 3_000, ECID_11),
@@ -86,7 +113,9 @@ def test_by_hand_timestamp_policy(parser):
         "/person/firstName": attribute("Adelaide", "crm", 3_000, ECID_11),
     }
     assert [(e["_id"], e["time"], e["eventType"]) for e in profile["events"]] == [
-        ("web-1", iso(4_000), "click"), ("web-2", iso(0), "view")]  # time to the ms
+        ("web-1", iso(4_000), "click"),
+        ("web-2", iso(0), "view"),
+    ]  # time to the ms
 
 
 def test_by_hand_dataset_precedence(parser):
@@ -103,8 +132,14 @@ def test_by_hand_dataset_precedence(parser):
 def test_a_create_resets_only_its_own_fragment(parser):
     """A create on ECID 11 replaces what 11's own records said; Ada's email fragment keeps
     its attributes, and they now win where 11's are gone."""
-    create = gs.Spec("crm-3", "crm", (("ECID", "11"),), operation="create",
-                     attributes=(("/person/lastName", "Lovelace"),), offset_us=5_000)
+    create = gs.Spec(
+        "crm-3",
+        "crm",
+        (("ECID", "11"),),
+        operation="create",
+        attributes=(("/person/lastName", "Lovelace"),),
+        offset_us=5_000,
+    )
     table = gs.ingest_specs(parser, ada_records() + [create])
     profile = gs.lookup(table, ADA, RULES, TIMESTAMP).profile
     assert profile["attributes"] == {
@@ -124,9 +159,11 @@ def test_a_delete_hides_its_fragments_records_and_events_up_to_its_millisecond(p
     is not); 11's links before it go too, so 11 stands alone; C1's events (web-2, which
     also named 11, and web-5) stay with C1."""
     delete = gs.Spec("del-11", "crm", (("ECID", "11"),), operation="delete", offset_us=4_200)
-    later = [gs.Spec("web-3", "web", (("ECID", "11"),), offset_us=4_600),
-             gs.Spec("web-4", "web", (("ECID", "11"),), offset_us=5_000),
-             gs.Spec("web-5", "web", (("CRMID", "C1"),), offset_us=1_000)]
+    later = [
+        gs.Spec("web-3", "web", (("ECID", "11"),), offset_us=4_600),
+        gs.Spec("web-4", "web", (("ECID", "11"),), offset_us=5_000),
+        gs.Spec("web-5", "web", (("CRMID", "C1"),), offset_us=1_000),
+    ]
     table = gs.ingest_specs(parser, ada_records() + [delete] + later)
     eleven = gs.lookup(table, ECID_11, RULES, TIMESTAMP).profile
     assert eleven["identities"] == [{"namespace": "ECID", "id": "11"}]
@@ -140,8 +177,7 @@ def test_a_delete_hides_its_fragments_records_and_events_up_to_its_millisecond(p
 
 
 def test_max_events_keeps_the_newest(parser):
-    events = [gs.Spec(f"e{n}", "web", (("ECID", "11"),), offset_us=n * 1_000)
-              for n in range(6)]
+    events = [gs.Spec(f"e{n}", "web", (("ECID", "11"),), offset_us=n * 1_000) for n in range(6)]
     table = gs.ingest_specs(parser, events[::-1])
     profile = gs.lookup(table, ECID_11, RULES, TIMESTAMP, max_events=4).profile
     assert [e["_id"] for e in profile["events"]] == ["e5", "e4", "e3", "e2"]
@@ -169,35 +205,51 @@ def person_records(draw, pool, prefix):
         else:
             primary = draw(st.integers(0, len(identities) - 1))
         kind = "event" if dataset == gs.EVENT_DATASET else "profile"
-        records.append(gs.Spec(
-            f"{prefix}{n}", dataset, tuple(identities), primary=primary,
-            operation="merge" if kind == "event" else draw(
-                st.sampled_from(["merge", "merge", "create"])),
-            offset_us=draw(st.sampled_from(gs.OFFSETS_US)),
-            attributes=draw(gs.attribute_lists()) if kind == "profile" else (),
-            placement=draw(st.sampled_from(["entity", "xdmMeta", "bare"]))))
+        records.append(
+            gs.Spec(
+                f"{prefix}{n}",
+                dataset,
+                tuple(identities),
+                primary=primary,
+                operation="merge"
+                if kind == "event"
+                else draw(st.sampled_from(["merge", "merge", "create"])),
+                offset_us=draw(st.sampled_from(gs.OFFSETS_US)),
+                attributes=draw(gs.attribute_lists()) if kind == "profile" else (),
+                placement=draw(st.sampled_from(["entity", "xdmMeta", "bare"])),
+            )
+        )
     return records
 
 
 def rank(policy, attribute_):
     """What the profile shows of an attribute's rank: dataset position, then time (to the
     µs). Two equal ranks may still differ by tie-break, which the profile does not show."""
-    position = (policy.index(attribute_["dataset"]) if attribute_["dataset"] in policy
-                else len(policy)) if policy else 0
+    position = (
+        (policy.index(attribute_["dataset"]) if attribute_["dataset"] in policy else len(policy))
+        if policy
+        else 0
+    )
     return (-position, attribute_["time"])
 
 
 def ends_of(data, a, b):
     """One identity that each part's records carry."""
-    return tuple(data.draw(st.sampled_from(sorted({i for r in part for i in r.identities})))
-                 for part in (a, b))
+    return tuple(
+        data.draw(st.sampled_from(sorted({i for r in part for i in r.identities})))
+        for part in (a, b)
+    )
 
 
 @SETTINGS
-@given(data=st.data(), a=person_records(POOL_A, "a"), b=person_records(POOL_B, "b"),
-       policy=st.sampled_from(gs.POLICIES), offset=st.sampled_from(gs.OFFSETS_US))
-def test_a_record_linking_two_graphs_shows_their_union_at_once(parser, data, a, b, policy,
-                                                               offset):
+@given(
+    data=st.data(),
+    a=person_records(POOL_A, "a"),
+    b=person_records(POOL_B, "b"),
+    policy=st.sampled_from(gs.POLICIES),
+    offset=st.sampled_from(gs.OFFSETS_US),
+)
+def test_a_record_linking_two_graphs_shows_their_union_at_once(parser, data, a, b, policy, offset):
     ends = ends_of(data, a, b)
     table = gs.ingest_specs(parser, a + b)
     one = gs.lookup(table, POOL_A[0], RULES, policy).profile
@@ -233,25 +285,41 @@ def bridge_times(draw):
 
 
 @SETTINGS
-@given(data=st.data(), a=person_records(POOL_A, "a"), b=person_records(POOL_B, "b"),
-       policy=st.sampled_from(gs.POLICIES), times=bridge_times(), delete_first=st.booleans())
+@given(
+    data=st.data(),
+    a=person_records(POOL_A, "a"),
+    b=person_records(POOL_B, "b"),
+    policy=st.sampled_from(gs.POLICIES),
+    times=bridge_times(),
+    delete_first=st.booleans(),
+)
 def test_a_delete_of_the_bridge_splits_the_graph_back_into_its_parts(
-        parser, data, a, b, policy, times, delete_first):
+    parser, data, a, b, policy, times, delete_first
+):
     """Two people's records, and two records of a third identity, one linking it to an
     identity of each: one graph. A later delete of that third identity undoes its links:
     each part is again exactly what its own records make, in graph and in profile."""
     ends = ends_of(data, a, b)
     to_a, to_b, delete_time = times
-    bridges = [gs.Spec("bridge-a", "crm", (BRIDGE, ends[0]), primary=0,
-                       attributes=(("/person/firstName", "Bridget"),), offset_us=to_a),
-               gs.Spec("bridge-b", "web", (BRIDGE, ends[1]), primary=0, offset_us=to_b)]
-    delete = gs.Spec("bridge-delete", "crm", (BRIDGE,), operation="delete",
-                     offset_us=delete_time)
+    bridges = [
+        gs.Spec(
+            "bridge-a",
+            "crm",
+            (BRIDGE, ends[0]),
+            primary=0,
+            attributes=(("/person/firstName", "Bridget"),),
+            offset_us=to_a,
+        ),
+        gs.Spec("bridge-b", "web", (BRIDGE, ends[1]), primary=0, offset_us=to_b),
+    ]
+    delete = gs.Spec("bridge-delete", "crm", (BRIDGE,), operation="delete", offset_us=delete_time)
     joined = gs.ingest_specs(parser, a + b + bridges)
     everyone = gs.lookup(joined, BRIDGE, RULES, policy).graph.identities
     assert set(POOL_A[:1] + POOL_B[:1] + ends) <= everyone, everyone
-    split = gs.ingest_specs(parser, ([delete] if delete_first else []) + a + b + bridges
-                            + ([] if delete_first else [delete]))
+    split = gs.ingest_specs(
+        parser,
+        ([delete] if delete_first else []) + a + b + bridges + ([] if delete_first else [delete]),
+    )
     alone = {"a": gs.ingest_specs(parser, a), "b": gs.ingest_specs(parser, b)}
     for part, pool in (("a", POOL_A), ("b", POOL_B)):
         for start in pool:
@@ -268,8 +336,13 @@ def test_a_delete_undoes_the_deleted_identitys_pairs_not_the_others_of_its_recor
     """A record linking three identities makes three pairs; a later delete of one of them
     undoes its two pairs, and the pair of the other two, which it is not part of, holds
     (the rule is per pair: "one older than a delete of either of its identities")."""
-    record = gs.Spec("three", "crm", (BRIDGE, ("CRMID", "C1"), ("Email", "ada@x.org")),
-                     primary=0, offset_us=1_000)
+    record = gs.Spec(
+        "three",
+        "crm",
+        (BRIDGE, ("CRMID", "C1"), ("Email", "ada@x.org")),
+        primary=0,
+        offset_us=1_000,
+    )
     delete = gs.Spec("del", "crm", (BRIDGE,), operation="delete", offset_us=2_000)
     table = gs.ingest_specs(parser, [record, delete])
     assert gs.lookup(table, BRIDGE, RULES).graph.identities == {BRIDGE}

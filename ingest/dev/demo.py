@@ -1,0 +1,237 @@
+"""`make demo`: the whole pipeline on the local stack, from publish to profile, lake and dead
+letter.
+
+Starts the emulators on free ports, runs the real streaming pipeline on the DirectRunner,
+publishes the example stream (some of it invalid), waits until every message is
+accounted for (a lake row or a dead letter), shows the results and stops what it started.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import pyarrow.parquet as pq
+from google.cloud import pubsub_v1
+
+from domain.catalog import Catalog
+from domain.profile_table import read_profile
+from ingest import admin, cli
+from ingest.clients import open_table
+from ingest.dev import local_stack
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EXAMPLES = ROOT / "examples"
+CATALOG = EXAMPLES / "catalog.yaml"
+STATE_DIR = ROOT / ".local-stack-demo"
+LAKE = ROOT / "demo-lake"
+WINDOW_SECONDS = 5
+DEADLINE_SECONDS = 180
+NAMES = dict(
+    project="demo-project",
+    topic="demo-input",
+    subscription="demo-input-sub",
+    dead_letter_topic="demo-dead-letter",
+    dead_letter_subscription="demo-dead-letter-sub",
+    instance="demo-instance",
+    table="profiles",
+)
+
+
+def main():
+    started = time.time()
+    step("Starting the local stack: Google's Pub/Sub and Bigtable emulators, on free ports")
+    stack = local_stack.start(STATE_DIR, pubsub_port=0, bigtable_port=0)
+    pipeline = None
+    try:
+        os.environ.update(local_stack.environment(stack, NAMES["project"]))
+        say(
+            f"Pub/Sub emulator on {stack.pubsub.address}, Bigtable emulator on "
+            f"{stack.bigtable.address}"
+        )
+        admin.create_resources(**NAMES, catalog=Catalog.load(str(CATALOG)))
+
+        step("Starting the streaming pipeline on the DirectRunner")
+        shutil.rmtree(LAKE, ignore_errors=True)
+        pipeline = start_pipeline()
+
+        step("Publishing the example stream")
+        published = publish("examples/records.jsonl") + publish(
+            "examples/records-bare.jsonl", "--dataset", "web-events"
+        )
+
+        step(
+            f"Waiting until all {published} messages are accounted for: a lake row or a dead letter"
+        )
+        say(
+            f"(the lake writes a file when its {WINDOW_SECONDS} s window closes, which on the "
+            "DirectRunner waits for the next Pub/Sub pull to return: up to 30 s when idle)"
+        )
+        dead_letters = wait_for_every_message(published, pipeline)
+        wait_for_errors_dataset(len(dead_letters), pipeline)
+
+        step("Results")
+        show_profile("Email", "ada@example.com")
+        show_lake()
+        show_dead_letters(dead_letters)
+        print(
+            f"\n{published} messages published = {count_lake_rows()} lake rows + "
+            f"{len(dead_letters)} dead letters; nothing lost. "
+            f"Demo took {time.time() - started:.0f} s."
+        )
+    finally:
+        step("Stopping the pipeline and the local stack")
+        if pipeline is not None:
+            pipeline.terminate()
+            try:
+                pipeline.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pipeline.kill()
+        local_stack.stop(STATE_DIR)
+        say(f"Stopped. The lake stays in {LAKE.relative_to(ROOT)}/ for you to query.")
+
+
+def start_pipeline():
+    project = NAMES["project"]
+    command = [
+        sys.executable,
+        "-m",
+        "pipelines.streaming_ingest",
+        f"--input_subscription=projects/{project}/subscriptions/{NAMES['subscription']}",
+        f"--dead_letter_topic=projects/{project}/topics/{NAMES['dead_letter_topic']}",
+        "--catalog=examples/catalog.yaml",
+        f"--lake_path={LAKE.relative_to(ROOT)}",
+        f"--bigtable_project={project}",
+        f"--bigtable_instance={NAMES['instance']}",
+        f"--bigtable_table={NAMES['table']}",
+        f"--window_seconds={WINDOW_SECONDS}",
+    ]
+    log_path = STATE_DIR / "pipeline.log"
+    say("python -m pipelines.streaming_ingest \\\n      " + " \\\n      ".join(command[3:]))
+    say(f"(its log: {log_path.relative_to(ROOT)})")
+    return subprocess.Popen(command, cwd=ROOT, stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
+
+
+def publish(path, *options):
+    command = ["publish", "--topic", NAMES["topic"], *options, path]
+    say("ingest " + " ".join(command))
+    if cli.main(command) != 0:
+        raise SystemExit("publishing failed")
+    return sum(1 for line in (ROOT / path).read_bytes().splitlines() if line.strip())
+
+
+def wait_for_every_message(published, pipeline):
+    subscriber = pubsub_v1.SubscriberClient()
+    subscription = subscriber.subscription_path(NAMES["project"], NAMES["dead_letter_subscription"])
+    dead_letters, deadline, last_report = [], time.time() + DEADLINE_SECONDS, 0
+    while True:
+        if pipeline.poll() is not None:
+            raise SystemExit(
+                f"the pipeline stopped ({pipeline.returncode}); see {STATE_DIR / 'pipeline.log'}"
+            )
+        response = subscriber.pull(
+            subscription=subscription, max_messages=100, timeout=5, return_immediately=True
+        )
+        if response.received_messages:
+            dead_letters.extend(r.message for r in response.received_messages)
+            subscriber.acknowledge(
+                subscription=subscription, ack_ids=[r.ack_id for r in response.received_messages]
+            )
+        lake_rows = count_lake_rows()
+        if time.time() - last_report >= 5 or lake_rows + len(dead_letters) >= published:
+            say(
+                f"lake rows {lake_rows}, dead letters {len(dead_letters)}, of {published} published"
+            )
+            last_report = time.time()
+        if lake_rows + len(dead_letters) >= published:
+            return dead_letters
+        if time.time() > deadline:
+            raise SystemExit(
+                f"after {DEADLINE_SECONDS} s only {lake_rows + len(dead_letters)} "
+                f"of {published} messages arrived; see {STATE_DIR / 'pipeline.log'}"
+            )
+        time.sleep(1)
+
+
+def wait_for_errors_dataset(count, pipeline):
+    deadline = time.time() + DEADLINE_SECONDS
+    while count_lake_rows("_errors") < count:
+        if pipeline.poll() is not None or time.time() > deadline:
+            raise SystemExit(
+                f"the _errors dataset did not get its {count} rows; see "
+                f"{STATE_DIR / 'pipeline.log'}"
+            )
+        time.sleep(1)
+
+
+def lake_files(datasets="[!_]*"):
+    """The Parquet files of the datasets (not of `_errors`, unless asked)."""
+    return sorted(LAKE.glob(f"{datasets}/date=*/hour=*/*.parquet"))
+
+
+def count_lake_rows(datasets="[!_]*"):
+    return sum(pq.ParquetFile(path).metadata.num_rows for path in lake_files(datasets))
+
+
+def show_profile(namespace, identity_id):
+    table = open_table(NAMES["project"], NAMES["instance"], NAMES["table"])
+    profile = read_profile(table, namespace, identity_id)
+    print(
+        f"\n-- The merged profile of {namespace} {identity_id} in Bigtable "
+        "(each attribute: newest record wins)"
+    )
+    if profile is None:
+        print("   (not found)")
+        return
+    for pointer, cell in profile["attributes"].items():
+        print(
+            f"   {pointer:30} {json.dumps(cell['value'])[:32]:34} {cell['dataset']} {cell['time']}"
+        )
+    identities = ", ".join(f"{i['namespace']} {i['id']}" for i in profile["identities"])
+    print(f"   linked identities: {identities}")
+    print(f"   {len(profile['events'])} events, newest first:")
+    for event in profile["events"]:
+        print(f"   {event['time']}  {event['eventType']:32} {event['_id']}")
+    ecid = next((i["id"] for i in profile["identities"] if i["namespace"] == "ECID"), None)
+    if ecid:
+        found = read_profile(table, "ECID", ecid)
+        print(
+            f"   looked up by her ECID instead: the same profile: "
+            f"{found is not None and found['key'] == profile['key']}"
+        )
+
+
+def show_lake():
+    print(
+        f"\n-- The lake: typed Parquet under {LAKE.relative_to(ROOT)}/<dataset>/date=/hour=/, "
+        "the dead letters in _errors"
+    )
+    for path in lake_files("*"):
+        rows = pq.ParquetFile(path).metadata.num_rows
+        print(f"   {str(path.relative_to(ROOT)):95} {rows:3} rows")
+
+
+def show_dead_letters(dead_letters):
+    print("\n-- The dead letter: each rejected message, unchanged, with its reason")
+    for message in dead_letters:
+        attributes = message.attributes
+        print(
+            f"   {attributes['error_class']:17} {attributes.get('error_pointer', ''):16} "
+            f"{attributes['error_message'][:90]}"
+        )
+        print(f"   {'':17} payload: {message.data[:70].decode('utf-8', 'replace')}")
+
+
+def step(text):
+    print(f"\n== {text}", flush=True)
+
+
+def say(text):
+    print(f"   {text}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,252 @@
+"""domain/parsing.py: from a message to a validated record, or to why it is not one.
+
+Single messages, envelope and bare, and every way to fail; then the same outcome, to the
+letter, with and without the fast validation path; and the parser across pickling.
+"""
+
+import collections
+import json
+import math
+import pickle
+
+import pytest
+
+from domain.catalog import Catalog, Dataset
+from domain.parsing import MAX_MESSAGE_BYTES, RecordParser
+from domain.records import RecordError
+from helpers.examples import (
+    EXAMPLE_FILES,
+    EXAMPLES,
+    PUBLISH_TIME,
+    example_entities,
+    example_lines,
+    generated_messages,
+)
+from helpers.mutations import mutations
+from helpers.schema_sets import registry_of
+
+
+def error_of(parser, payload, **attributes):
+    with pytest.raises(RecordError) as caught:
+        parser.parse(payload, attributes)
+    return caught.value
+
+
+def test_sample_stream_is_18_valid_records_and_6_failures_each_with_its_class(parser):
+    valid, failed = [], []
+    for line in example_lines("records.jsonl"):
+        try:
+            valid.append(parser.parse(line))
+        except RecordError as error:
+            failed.append(error.error_class)
+    assert sorted(r.dataset for r in valid).count("crm-profiles") == 5
+    assert len(valid) == 18
+    assert failed == [
+        "not_json",
+        "not_object",
+        "unknown_dataset",
+        "schema_violation",
+        "schema_violation",
+        "identity",
+    ]
+
+
+def test_envelope_record_keeps_entity_kind_identity_and_time(parser):
+    record = parser.parse(example_lines("records.jsonl")[0], {"origin": "crm"}, "m1")
+    assert record.dataset == "crm-profiles" and record.kind == "profile"
+    assert record.entity["_id"] == "prof-ada-0001"
+    assert record.primary_identity == ("Email", "ada@example.com")
+    assert record.record_time.isoformat() == "2026-11-02T08:00:00+00:00"  # _repo.modifyDate
+    assert record.attributes == {"origin": "crm"} and record.message_id == "m1"
+
+
+def test_bare_record_takes_its_dataset_from_the_attribute(parser):
+    line = example_lines("records-bare.jsonl")[0]
+    record = parser.parse(line, {"dataset": "web-events"})
+    assert record.dataset == "web-events" and record.kind == "event"
+    assert record.record_time == record.record_time.fromisoformat(
+        json.loads(line)["timestamp"].replace("Z", "+00:00")
+    )
+    assert error_of(parser, line).error_class == "unknown_dataset"
+
+
+def test_lake_only_dataset_needs_no_primary_identity(parser):
+    entity = json.loads(example_lines("records-bare.jsonl")[0])
+    for identity in entity["identityMap"]["ECID"]:
+        identity.pop("primary", None)
+    entity["identityMap"]["Phone"] = [{"id": "+441234"}]
+    payload = json.dumps(entity).encode()
+    assert parser.parse(payload, {"dataset": "web-events-archive"}).primary_identity is None
+    assert error_of(parser, payload, dataset="web-events").error_class == "identity"
+
+
+def test_schema_violation_names_the_field_by_json_pointer(parser):
+    error = error_of(parser, example_lines("records.jsonl")[21])
+    assert error.error_class == "schema_violation"
+    assert error.pointer == "/loyalty/points"
+    assert "is not of type 'integer'" in error.message
+    assert error.dataset == "crm-profiles"
+
+
+def test_date_time_format_is_checked(parser):
+    entity = json.loads(example_lines("records-bare.jsonl")[0])
+    entity["timestamp"] = "yesterday"
+    error = error_of(parser, json.dumps(entity).encode(), dataset="web-events")
+    assert (error.error_class, error.pointer) == ("schema_violation", "/timestamp")
+
+
+def test_schema_ref_must_match_the_dataset(parser):
+    document = json.loads(example_lines("records.jsonl")[0])
+    document["header"]["schemaRef"]["id"] = "https://ns.example.com/xdm/experience-event"
+    assert error_of(parser, json.dumps(document).encode()).error_class == "unknown_schema"
+
+
+@pytest.mark.parametrize(
+    "payload, error_class",
+    [
+        (b"\xff\xfe not utf-8", "not_utf8"),
+        (b"", "not_json"),
+        (b'"just a string"', "not_object"),
+        (b"42", "not_object"),
+        (b"true", "not_object"),
+        (b"null", "not_object"),
+        (b"[" * 100_000 + b"]" * 100_000, "too_deep"),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, "too_deep"),
+        (b" " * (MAX_MESSAGE_BYTES + 1), "too_large"),
+        (b'{"header": {"datasetId": "crm-profiles"}, "body": {"xdmEntity": 3}}', "not_object"),
+    ],
+)
+def test_malformed_messages_fail_with_their_class(parser, payload, error_class):
+    assert error_of(parser, payload).error_class == error_class
+
+
+def test_nesting_up_to_the_limit_is_fine(parser):
+    entity = json.loads(example_lines("records-bare.jsonl")[0])
+    entity["web"]["webPageDetails"]["name"] = json.loads('{"a":' * 61 + "1" + "}" * 61)
+    error = error_of(parser, json.dumps(entity).encode(), dataset="web-events")
+    assert error.error_class == "schema_violation"  # not too_deep: 64 levels in all
+
+
+def test_profile_time_before_1970_is_refused_as_a_bigtable_cell_time(parser):
+    document = json.loads(example_lines("records.jsonl")[0])
+    document["body"]["xdmEntity"]["_repo"]["modifyDate"] = "1969-12-31T23:59:59Z"
+    assert error_of(parser, json.dumps(document).encode()).error_class == "bad_timestamp"
+
+
+def with_first_name(escaped_name):
+    """The first example profile record, its first name replaced by a JSON string body."""
+    line = example_lines("records.jsonl")[0]
+    document = json.loads(line)
+    document["body"]["xdmEntity"]["person"]["name"]["firstName"] = "PLACEHOLDER"
+    return json.dumps(document).replace('"PLACEHOLDER"', f'"{escaped_name}"').encode()
+
+
+@pytest.mark.parametrize("escaped", ["\\ud800", "x\\uDFFF", "\\ude00\\ud83d"])
+def test_a_lone_surrogate_escape_is_refused_with_where_it_is(parser, escaped):
+    error = error_of(parser, with_first_name(escaped))
+    assert error.error_class == "not_utf8"
+    assert error.pointer == "/body/xdmEntity/person/name/firstName"
+    assert "lone UTF-16 surrogate" in str(error)
+
+
+def test_a_surrogate_pair_escape_is_a_character_like_any_other(parser):
+    record = parser.parse(with_first_name("Ada \\ud83d\\ude00"))
+    assert record.entity["person"]["name"]["firstName"] == "Ada \U0001f600"
+
+
+def test_a_lone_surrogate_in_a_key_is_refused_too(parser):
+    payload = with_first_name("Ada").replace(b'"firstName"', b'"first\\udc00Name"')
+    assert error_of(parser, payload).error_class == "not_utf8"
+
+
+# ---------------------------------------------------------------------------
+# the record parser: the same outcome, to the letter, with and without the fast path
+
+
+def outcome(parser, payload, attributes):
+    try:  # a Record's repr: NaN is not equal to itself, its repr is
+        return ("record", repr(parser.parse(payload, attributes, "m", PUBLISH_TIME)))
+    except RecordError as error:
+        return (
+            "error",
+            error.error_class,
+            error.message,
+            error.pointer,
+            error.dataset,
+            error.violations,
+        )
+    except Exception as error:  # e.g. a bare JSON number: _nesting raises TypeError
+        return ("raised", type(error), str(error))
+
+
+def test_the_parser_gives_the_same_records_and_the_same_errors(catalog):
+    fast, reference = RecordParser(catalog), RecordParser(catalog, fast_validation=False)
+    messages = generated_messages(2000, seed=3)
+    for name, attributes in EXAMPLE_FILES:
+        messages += [(line, attributes) for line in (EXAMPLES / name).read_bytes().splitlines()]
+    for schema_id, entity in example_entities(catalog):
+        dataset = "crm-profiles" if "profile" in schema_id else "web-events"
+        messages += [
+            (json.dumps(m.instance).encode(), {"dataset": dataset}) for m in mutations(entity)
+        ]
+    classes, declined = collections.Counter(), 0
+    for payload, attributes in messages:
+        expected = outcome(reference, payload, attributes)
+        before = fast.fast_path_disagreements
+        assert outcome(fast, payload, attributes) == expected, payload
+        declined += fast.fast_path_disagreements - before
+        classes[{"record": "valid", "error": expected[1]}.get(expected[0], "raised")] += 1
+    print(
+        f"\nparser: {len(messages)} messages, {dict(classes)}; the fast path declined "
+        f"{declined} the reference accepted"
+    )
+    assert classes["schema_violation"] >= 3000 and classes["valid"] >= 1900
+    assert fast.fast_path_disagreements == declined
+
+
+def test_a_record_only_the_reference_accepts_is_valid_and_counted(catalog):
+    # NaN is a number to the reference, and not below the minimum of 0; the fast path
+    # declines numbers that are not finite.
+    entity = json.loads((EXAMPLES / "records-bare.jsonl").read_text().splitlines()[0])
+    entity.update({"eventType": "commerce.purchases", "commerce": {"order": {"priceTotal": "NaN"}}})
+    payload = json.dumps(entity).replace('"NaN"', "NaN").encode()
+    parser = RecordParser(catalog)
+    record = parser.parse(payload, {"dataset": "web-events"})
+    assert math.isnan(record.entity["commerce"]["order"]["priceTotal"])
+    assert parser.fast_path_disagreements == 1
+    assert RecordParser(catalog, fast_validation=False).parse(payload, {"dataset": "web-events"})
+
+
+@pytest.mark.parametrize(
+    "number, valid", [("-Infinity", False), ("-1e999", False), ("1e999", False), ("NaN", True)]
+)
+def test_the_parser_never_lets_a_number_that_is_not_finite_through_the_fast_path(number, valid):
+    # Alone, jsonschema-rs takes -inf for valid under a minimum of 0; the reference does not
+    # (NaN it takes: no comparison with NaN is true).
+    schema = {"$id": "https://x/s", "properties": {"x": {"minimum": 0, "maximum": 0}}}
+    catalog = Catalog(
+        datasets={"d": Dataset("d", "https://x/s", "event", False)}, registry=registry_of(schema)
+    )
+    payload = b'{"x": %s, "timestamp": "2026-11-30T12:00:00Z"}' % number.encode()
+    fast, reference = RecordParser(catalog), RecordParser(catalog, fast_validation=False)
+    assert outcome(fast, payload, {"dataset": "d"}) == outcome(reference, payload, {"dataset": "d"})
+    assert outcome(fast, payload, {"dataset": "d"})[0] == ("record" if valid else "error")
+
+
+# ---------------------------------------------------------------------------
+# pickling: Beam ships the parser and the registry to its workers
+
+
+def test_parser_and_registry_pickle_and_rebuild_their_fast_validators(catalog):
+    from apache_beam.internal import pickler
+
+    parser = RecordParser(catalog, max_errors=3)
+    payload = (EXAMPLES / "records.jsonl").read_bytes().splitlines()[21]  # a schema violation
+    for copy in (pickle.loads(pickle.dumps(parser)), pickler.loads(pickler.dumps(parser))):
+        assert copy.max_errors == 3 and copy.fast_validation
+        assert all(f is not None for f in copy.fast_validators.values())
+        assert outcome(copy, payload, {}) == outcome(parser, payload, {})
+    registry = pickle.loads(pickle.dumps(catalog.registry))
+    assert registry.fast_validator("https://ns.example.com/xdm/experience-event") is not None
+    reference_only = pickle.loads(pickle.dumps(RecordParser(catalog, fast_validation=False)))
+    assert set(reference_only.fast_validators.values()) == {None}
