@@ -1,5 +1,6 @@
 """What the commands share: their errors, help format and argument types, resource names,
-where the Google clients connect, and reading catalogs and input files."""
+where the Google clients connect, reading catalogs and input files, and showing untrusted
+text on a terminal."""
 
 import argparse
 import json
@@ -12,6 +13,9 @@ from domain.catalog import Catalog, CatalogError
 from ingest import admin
 
 logger = logging.getLogger("ingest")
+# The catalog `ingest local up`, `profile get` and `identity get` use when run in a clone of
+# this repository (a path relative to the current folder).
+EXAMPLE_CATALOG = "examples/catalog.yaml"
 
 
 class CommandError(Exception):
@@ -72,14 +76,68 @@ def add_table_arguments(parser):
     parser.add_argument("--table", default=admin.DEFAULT_TABLE, help="Bigtable table of profiles")
 
 
-def count(number, noun):
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+def count(number, noun, plural=None):
+    return f"{number} {noun}" if number == 1 else f"{number} {plural or noun + 's'}"
 
 
 def quoted(value):
-    if value and not any(character.isspace() or character in "\"'=" for character in value):
+    """A value as one word: as it is where that is unambiguous, else as a JSON string;
+    never with raw control characters (escaped())."""
+    if (
+        value
+        and value.isprintable()
+        and not any(character.isspace() or character in "\"'=" for character in value)
+    ):
         return value
-    return json.dumps(value, ensure_ascii=False)
+    return escaped(json.dumps(value, ensure_ascii=False))
+
+
+def escaped(text):
+    """Untrusted text made safe to print: every character Python does not count as
+    printable (control characters such as a terminal's escape sequences and line breaks,
+    bidirectional overrides, lone surrogates) shown as a JSON escape, \\n, \\t or \\uXXXX;
+    the rest as it is. Inside a JSON string the escapes stay valid JSON."""
+    if text.isprintable():
+        return text
+    return "".join(
+        character if character.isprintable() else _escape(character) for character in text
+    )
+
+
+def _escape(character):
+    if character in _SHORT_ESCAPES:
+        return _SHORT_ESCAPES[character]
+    code = ord(character)
+    if code > 0xFFFF:  # as JSON writes it: a surrogate pair
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+_SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def terminal_json(value):
+    """`value` as indented JSON (UTF-8 text as it is) with nothing a terminal would act on:
+    json.dumps escapes C0 control characters but leaves DEL, C1 controls and
+    bidirectional overrides, which escaped() escapes within each line."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    return "\n".join(escaped(line) for line in text.split("\n"))
+
+
+def add_catalog_argument(parser, uses):
+    """--catalog, examples/catalog.yaml by default where the current folder has it (a clone
+    of this repository), else required. `uses`: what the command takes from it."""
+    default = EXAMPLE_CATALOG if os.path.isfile(EXAMPLE_CATALOG) else None
+    parser.add_argument(
+        "--catalog",
+        metavar="FILE",
+        default=default,
+        required=default is None,
+        help=f"dataset catalog, YAML or JSON: its {uses}. Where the current folder has "
+        f"{EXAMPLE_CATALOG} (a clone of this repository), that is the default; elsewhere "
+        "--catalog is required",
+    )
 
 
 def resource_path(name, project, kind):

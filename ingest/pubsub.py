@@ -6,7 +6,7 @@ import time
 from google.api_core import exceptions as api_exceptions
 from google.api_core import retry
 
-from ingest.common import CommandError, pubsub_endpoint
+from ingest.common import CommandError, escaped, pubsub_endpoint
 
 PUBSUB_CALL_TIMEOUT_SECONDS = 60
 MAX_MESSAGES_PER_PULL = 100
@@ -139,8 +139,8 @@ class SubscriptionReader:
 def payload_preview(data):
     payload = data.decode("utf-8", errors="replace")
     preview = payload[:PAYLOAD_PREVIEW_CHARS]
-    # One line per message, whatever the payload holds.
-    preview = preview.replace("\r", "\\r").replace("\n", "\\n")
+    # One line per message, whatever the payload holds, and nothing a terminal acts on.
+    preview = escaped(preview)
     if len(payload) > PAYLOAD_PREVIEW_CHARS:
         preview += f"... ({len(data)} bytes)"
     return preview

@@ -12,6 +12,7 @@ from ingest.common import (
     add_command_group,
     count,
     default_project,
+    escaped,
     logger,
     pubsub_endpoint,
     quoted,
@@ -129,12 +130,14 @@ def _message_as_line(message):
 
 
 def _message_as_json(message):
-    return json.dumps(
-        {
-            "message_id": message.message_id,
-            "publish_time": message.publish_time.isoformat(),
-            "attributes": _ordered_attributes(message.attributes),
-            "payload": message.data.decode("utf-8", errors="replace"),
-        },
-        ensure_ascii=False,
+    return escaped(
+        json.dumps(
+            {
+                "message_id": message.message_id,
+                "publish_time": message.publish_time.isoformat(),
+                "attributes": _ordered_attributes(message.attributes),
+                "payload": message.data.decode("utf-8", errors="replace"),
+            },
+            ensure_ascii=False,
+        )
     )

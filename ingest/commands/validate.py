@@ -11,6 +11,7 @@ from ingest.common import (
     HelpFormatter,
     UsageError,
     count,
+    escaped,
     load_catalog,
     logger,
     open_binary,
@@ -80,7 +81,9 @@ def validate_files(args):
         for source, payload in _records_in_file(path):
             result = _validation_result(parser, source, payload, attributes)
             print(
-                json.dumps(result, ensure_ascii=False) if args.json else _validation_as_text(result)
+                escaped(json.dumps(result, ensure_ascii=False))
+                if args.json
+                else _validation_as_text(result)
             )
             if result["valid"]:
                 valid += 1
@@ -154,10 +157,10 @@ def _validation_result(parser, source, payload, attributes):
 
 def _validation_as_text(result):
     if result["valid"]:
-        return f"{result['source']} ok {result['dataset']}"
+        return escaped(f"{result['source']} ok {result['dataset']}")
     lines = [f"{result['source']} invalid {result['error_class']}: {result['message']}"]
     for violation in result["errors"]:
         lines.append(
             f"    {violation['pointer'] or '/'}  {violation['keyword']}  {violation['message']}"
         )
-    return "\n".join(lines)
+    return "\n".join(escaped(line) for line in lines)
