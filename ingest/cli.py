@@ -1,5 +1,6 @@
 """The `ingest` command line: run the local emulator stack, create the profile table, publish
-test data, validate records offline, read and replay dead letters, read a merged profile.
+test data, validate records offline, read and replay dead letters, read a unified profile
+and an identity graph.
 
 Each command is a module of ingest.commands whose `add_parser(subparsers)` adds its
 parser and sets `handler` to the function that runs it: a new command is one more module
@@ -14,12 +15,21 @@ from google.api_core import exceptions as api_exceptions
 from google.auth.exceptions import GoogleAuthError
 
 from ingest.admin import AdminError
-from ingest.commands import bootstrap, dead_letter, local, profile, publish, replay, validate
+from ingest.commands import (
+    bootstrap,
+    dead_letter,
+    identity,
+    local,
+    profile,
+    publish,
+    replay,
+    validate,
+)
 from ingest.common import CommandError, HelpFormatter, UsageError, add_subcommands, logger
 from ingest.dev.local_stack import LocalStackError
 
 # In the order `ingest --help` lists them.
-COMMANDS = (local, bootstrap, publish, validate, dead_letter, replay, profile)
+COMMANDS = (local, bootstrap, publish, validate, dead_letter, replay, profile, identity)
 
 
 def main(argv=None):

@@ -3,11 +3,9 @@
 import os
 
 from ingest import admin
-from ingest.common import HelpFormatter, add_command_group, load_catalog, logger
+from ingest.common import EXAMPLE_CATALOG, HelpFormatter, add_command_group, load_catalog, logger
 from ingest.dev import local_stack
 
-# `local up`'s catalog when run in a clone of this repository.
-EXAMPLE_CATALOG = "examples/catalog.yaml"
 UP_DESCRIPTION = (
     "Start the Pub/Sub and Bigtable emulators in the background (from the Google Cloud CLI,\n"
     "or with Docker if the CLI's emulators are not installed), create the input topic and\n"

@@ -1,27 +1,36 @@
-"""`ingest profile get`: the merged profile an identity belongs to, from Bigtable."""
+"""`ingest profile get`: the unified profile an identity belongs to, from Bigtable."""
 
-import json
 import sys
 
-from google.api_core import exceptions as api_exceptions
-
-from domain.profile_table import read_profile
-from ingest import admin
-from ingest.clients import open_table
+from domain.profile_lookup import read_profile
 from ingest.common import (
-    CommandError,
     HelpFormatter,
     add_command_group,
-    add_table_arguments,
     bigtable_endpoint,
+    count,
+    escaped,
     positive_integer,
+    quoted,
+    terminal_json,
+)
+from ingest.lookups import (
+    add_lookup_arguments,
+    identity_text,
+    link_text,
+    lookup_text,
+    read_table,
+    rule_text,
+    value_text,
 )
 
 GET_DESCRIPTION = (
-    "Print, as JSON, the merged profile that an identity belongs to: any identity linked\n"
-    "to the profile finds it, not only its primary one. Each attribute comes with its value,\n"
-    "dataset and record time; then the linked identities and the newest events.\n"
-    "Exit status 1 when no profile has the identity."
+    "Print the unified profile of the person an identity belongs to: the merge, by the\n"
+    "catalog's merge policy, of the records of every identity of its identity graph, so a\n"
+    "lookup by any of them prints the same profile. Shows each attribute with its value,\n"
+    "dataset, record time and the identity whose records it came from; the graph's\n"
+    "identities; its events, newest first; how many links hold the graph and the links a\n"
+    "guardrail dropped, with the rule (`ingest identity get` shows every link).\n"
+    "Exit status 1 when nothing is stored of the identity."
 )
 
 
@@ -29,23 +38,17 @@ def add_parser(commands):
     profile_commands = add_command_group(
         commands,
         "profile",
-        help="read merged profiles from Bigtable",
-        description="Read the merged profiles the pipeline keeps in Bigtable.",
+        help="read unified profiles from Bigtable",
+        description="Read the unified profiles of the fragments the pipeline keeps in Bigtable.",
     )
     get = profile_commands.add_parser(
         "get",
-        help="print the merged profile an identity belongs to, as JSON",
+        help="print the unified profile an identity belongs to",
         description=GET_DESCRIPTION,
         epilog="example:\n  ingest profile get --namespace Email --id ada@example.com --events 5",
         formatter_class=HelpFormatter,
     )
-    get.add_argument(
-        "--namespace",
-        required=True,
-        help="identity namespace, as in identityMap (Email, ECID, ...)",
-    )
-    get.add_argument("--id", required=True, help="the identity's id in that namespace")
-    add_table_arguments(get)
+    add_lookup_arguments(get, "identity rules, merge policy and event datasets")
     get.add_argument(
         "--events",
         type=positive_integer,
@@ -56,21 +59,70 @@ def add_parser(commands):
 
 
 def get_profile(args):
-    admin.check_emulator_host("BIGTABLE_EMULATOR_HOST")
-    table = open_table(args.project, args.instance, args.table)
-    try:
-        profile = read_profile(table, args.namespace, args.id, max_events=args.events)
-    except api_exceptions.NotFound:
-        raise CommandError(
-            f"table {table.name} does not exist ({bigtable_endpoint()}); "
-            "`ingest bootstrap --catalog FILE` creates it"
-        ) from None
+    table, profile = read_table(
+        args,
+        lambda table, catalog: read_profile(
+            table, catalog, args.namespace, args.id, max_events=args.events
+        ),
+    )
     if profile is None:
         print(
-            f"No profile has identity {args.namespace} {args.id!r} in table {table.name} "
-            f"({bigtable_endpoint()}).",
+            f"No profile has identity {identity_text(args.namespace, args.id)} in table "
+            f"{table.name} ({bigtable_endpoint()}).",
             file=sys.stderr,
         )
         return 1
-    print(json.dumps(profile, indent=2, ensure_ascii=False))
+    print(terminal_json(profile) if args.json else profile_text(args, profile))
     return 0
+
+
+def profile_text(args, profile):
+    attributes, identities, events = (
+        profile["attributes"],
+        profile["identities"],
+        profile["events"],
+    )
+    lines = [
+        f"Profile of {identity_text(args.namespace, args.id)}: "
+        f"{count(len(identities), 'identity', 'identities')}, "
+        f"{count(len(attributes), 'attribute')}, "
+        f"{count(len(events), 'event')} shown ({lookup_text(profile['lookup'])})",
+        "",
+        "Attributes: value, dataset, record time, and the identity it came from",
+    ]
+    width = max((len(escaped(pointer)) for pointer in attributes), default=0)
+    values = {pointer: value_text(a["value"]) for pointer, a in attributes.items()}
+    value_width = max(map(len, values.values()), default=0)
+    for pointer, attribute in attributes.items():
+        lines.append(
+            f"  {escaped(pointer):<{width}}  {values[pointer]:<{value_width}}  "
+            f"{quoted(attribute['dataset'])}  {attribute['time']}  "
+            f"{identity_text(*attribute['identity'])}"
+        )
+    if not attributes:
+        lines.append("  (none: no profile record, or a delete after the last)")
+    lines += ["", "Identities:"]
+    lines += [f"  {identity_text(i['namespace'], i['id'])}" for i in identities]
+    lines += ["", "Events, newest first:"]
+    types = [escaped(str(event["eventType"])) for event in events]
+    type_width = max(map(len, types), default=0)
+    for event, event_type in zip(events, types, strict=True):
+        lines.append(
+            f"  {event['time']}  {event_type:<{type_width}}  "
+            f"{quoted(str(event['_id']))}  {quoted(event['dataset'])}"
+        )
+    if not events:
+        lines.append("  (none)")
+    graph = profile["graph"]
+    lines += [
+        "",
+        f"Graph: {count(len(graph['links']), 'link')} hold it; "
+        + (
+            f"{len(graph['dropped'])} dropped by a guardrail:"
+            if graph["dropped"]
+            else "none dropped by a guardrail"
+        ),
+    ]
+    for link in graph["dropped"]:
+        lines.append(f"  {link_text(link)}; {rule_text(link['rule'])}")
+    return "\n".join(lines)

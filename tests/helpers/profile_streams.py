@@ -1,6 +1,7 @@
 """Streams of profile records, and WriteProfiles run over one on the Bigtable emulator
 and read back cell for cell (tests/transforms/test_profile_store.py; the CLI's profile
-lookup reads what it writes)."""
+and identity lookups read what it writes: tests/ingest/test_profile_command.py,
+test_identity_command.py)."""
 
 import json
 
@@ -24,14 +25,45 @@ def envelope(dataset, entity, operation=None):
     return json.dumps({"header": header, "body": {"xdmEntity": entity}}).encode()
 
 
+def identity_map(identities):
+    """The identityMap of [(namespace, id), ...], the first of them primary."""
+    mapping = {}
+    for index, (namespace, identity_id) in enumerate(identities):
+        entry = {"id": identity_id, **({"primary": True} if index == 0 else {})}
+        mapping.setdefault(namespace, []).append(entry)
+    return mapping
+
+
 def profile_record(record_id, modified, email, operation=None, **attributes):
+    """A crm-profiles record keyed by its Email."""
+    return profile_record_of(
+        "crm-profiles", record_id, modified, [("Email", email)], operation, **attributes
+    )
+
+
+def profile_record_of(dataset, record_id, modified, identities, operation=None, **attributes):
+    """A profile record of `dataset` with the identities [(namespace, id)], keyed by the
+    first; `modified`: its _repo.modifyDate, the record's time."""
     entity = {
         "_id": record_id,
-        "identityMap": {"Email": [{"id": email, "primary": True}]},
+        "identityMap": identity_map(identities),
         "_repo": {"modifyDate": modified},
         **attributes,
     }
-    return envelope("crm-profiles", entity, operation)
+    return envelope(dataset, entity, operation)
+
+
+def event_record(dataset, record_id, timestamp, identities, **fields):
+    """An experience event of `dataset` with the identities [(namespace, id)], keyed by
+    the first."""
+    entity = {
+        "_id": record_id,
+        "timestamp": timestamp,
+        "eventType": "web.webpagedetails.pageViews",
+        "identityMap": identity_map(identities),
+        **fields,
+    }
+    return envelope(dataset, entity)
 
 
 def sample_stream(catalog):

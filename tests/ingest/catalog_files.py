@@ -19,3 +19,21 @@ def write_catalog(tmp_path, web_events_retention_days):
         f"               retention_days: {web_events_retention_days}}}\n"
     )
     return catalog
+
+
+def write_identity_catalog(tmp_path):
+    """Two profile datasets and one of events, CRM first in the merge policy, and a graph
+    that holds at most one CRMID."""
+    catalog = tmp_path / "identity-catalog.yaml"
+    profile_schema = "https://ns.example.com/xdm/individual-profile"
+    catalog.write_text(
+        f"schemas: {EXAMPLES / 'schemas'}\n"
+        "datasets:\n"
+        f"  crm-profiles: {{schema: '{profile_schema}', kind: profile, profile: true}}\n"
+        f"  loyalty-profiles: {{schema: '{profile_schema}', kind: profile, profile: true}}\n"
+        "  web-events: {schema: 'https://ns.example.com/xdm/experience-event', "
+        "kind: event, profile: true}\n"
+        "merge_policy: {dataset_precedence: [crm-profiles, loyalty-profiles]}\n"
+        "identity: {priority: [CRMID, Email, ECID], unique: [CRMID]}\n"
+    )
+    return catalog
