@@ -57,11 +57,7 @@ def test_bootstrap_creates_the_catalogs_families_and_a_second_run_changes_nothin
     )
     assert f"Bigtable emulator at {emulators.bigtable_host}" in first.err
     expected = column_families(Catalog.load(EXAMPLE_CATALOG))
-    assert (
-        set(family_lines(first.out))
-        == set(expected)
-        == {"attr", "meta", "identity", "linked", "events_90d"}
-    )
+    assert set(family_lines(first.out)) == set(expected) == {"rec", "link", "del", "events_90d"}
     assert (
         family_lines(first.out)["events_90d"] == "created newest 1 version and at most 90 days old"
     )
@@ -93,7 +89,7 @@ def test_bootstrap_updates_a_rule_that_differs_and_keeps_families_the_catalog_do
     families = family_lines(capsys.readouterr().out)
     assert families["events_30d"] == "updated rule newest 1 version and at most 30 days old"
     assert families["events_90d"] == "not used by the catalog (kept, with its data)"
-    assert families["attr"].startswith("unchanged ")
+    assert families["rec"].startswith("unchanged ")
     stored = table.list_column_families()
     assert max_age_of(stored["events_30d"].gc_rule) == datetime.timedelta(days=30)
     assert max_age_of(stored["events_90d"].gc_rule) == datetime.timedelta(days=90)

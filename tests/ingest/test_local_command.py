@@ -75,18 +75,12 @@ def test_local_up_gives_the_table_the_catalogs_event_families(tmp_path, monkeypa
             .instance("ingest-instance")
             .table("profiles")
         )
-        assert set(table.list_column_families()) == {"attr", "meta", "identity", "linked"}
+        assert set(table.list_column_families()) == {"rec", "link", "del"}
 
         # Again, with a catalog, while the stack is up: only what is missing is added.
         catalog = write_catalog(tmp_path, web_events_retention_days=30)
         assert cli.main(up + ["--catalog", str(catalog)]) == 0
         assert "ingest bootstrap" not in capsys.readouterr().err
-        assert set(table.list_column_families()) == {
-            "attr",
-            "meta",
-            "identity",
-            "linked",
-            "events_30d",
-        }
+        assert set(table.list_column_families()) == {"rec", "link", "del", "events_30d"}
     finally:
         assert cli.main(["local", "down", "--state-dir", state_dir]) == 0
