@@ -6,7 +6,6 @@ publishes the example stream (some of it invalid), waits until every message is
 accounted for (a lake row or a dead letter), shows the results and stops what it started.
 """
 
-import json
 import os
 import pathlib
 import shutil
@@ -18,10 +17,12 @@ import pyarrow.parquet as pq
 from google.cloud import pubsub_v1
 
 from domain.catalog import Catalog
-from domain.profile_table import read_profile
+from domain.profile_lookup import read_profile
 from ingest import admin, cli
 from ingest.clients import open_table
+from ingest.common import escaped, quoted
 from ingest.dev import local_stack
+from ingest.lookups import identity_text, value_text
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -178,30 +179,46 @@ def count_lake_rows(datasets="[!_]*"):
 
 def show_profile(namespace, identity_id):
     table = open_table(NAMES["project"], NAMES["instance"], NAMES["table"])
-    profile = read_profile(table, namespace, identity_id)
+    catalog = Catalog.load(str(CATALOG))
+    profile = read_profile(table, catalog, namespace, identity_id)
+    policy = (
+        "dataset precedence " + ", ".join(catalog.dataset_precedence)
+        if catalog.dataset_precedence
+        else "newest record wins"
+    )
     print(
-        f"\n-- The merged profile of {namespace} {identity_id} in Bigtable "
-        "(each attribute: newest record wins)"
+        f"\n-- The unified profile of {namespace} {identity_id} in Bigtable: the records of "
+        f"every identity of her graph, merged by the catalog's policy ({policy})"
     )
     if profile is None:
         print("   (not found)")
         return
+    print(f"   {'attribute':30} {'value':34} {'dataset':13} {'record time':27}  identity")
     for pointer, cell in profile["attributes"].items():
         print(
-            f"   {pointer:30} {json.dumps(cell['value'])[:32]:34} {cell['dataset']} {cell['time']}"
+            f"   {escaped(pointer):30} {value_text(cell['value'])[:32]:34} {cell['dataset']:13} "
+            f"{cell['time']:27}  {identity_text(*cell['identity'])}"
         )
-    identities = ", ".join(f"{i['namespace']} {i['id']}" for i in profile["identities"])
-    print(f"   linked identities: {identities}")
-    print(f"   {len(profile['events'])} events, newest first:")
+    identities = ", ".join(identity_text(i["namespace"], i["id"]) for i in profile["identities"])
+    print(f"   her identities: {identities}")
+    print(f"   {len(profile['events'])} events, newest first (those sent under her ECID too):")
     for event in profile["events"]:
-        print(f"   {event['time']}  {event['eventType']:32} {event['_id']}")
+        print(f"   {event['time']}  {escaped(event['eventType']):32} {quoted(event['_id'])}")
+    graph = profile["graph"]
+    print(
+        f"   {len(graph['links'])} links hold her graph; "
+        f"{len(graph['dropped'])} dropped by a guardrail"
+    )
     ecid = next((i["id"] for i in profile["identities"] if i["namespace"] == "ECID"), None)
     if ecid:
-        found = read_profile(table, "ECID", ecid)
-        print(
-            f"   looked up by her ECID instead: the same profile: "
-            f"{found is not None and found['key'] == profile['key']}"
-        )
+        found = read_profile(table, catalog, "ECID", ecid)
+        same = found is not None and without_lookup(found) == without_lookup(profile)
+        print(f"   looked up by her ECID instead: the same profile: {same}")
+
+
+def without_lookup(profile):
+    """The profile without what the lookup read, which depends on where it started."""
+    return {key: value for key, value in profile.items() if key != "lookup"}
 
 
 def show_lake():
