@@ -122,13 +122,14 @@ def _parse_merge_policy(path, spec, datasets):
 
 def _parse_identity_rules(path, spec):
     """`identity: {priority: [...], unique: [...], blocked: [regex, ...], max_identities}`."""
-    if not isinstance(spec, dict) or set(spec) - {
-        "priority",
-        "unique",
-        "blocked",
-        "max_identities",
-    }:
-        raise CatalogError(f"{path}: identity takes priority, unique, blocked and max_identities")
+    if not isinstance(spec, dict):
+        raise CatalogError(f"{path}: identity must be a mapping, not {spec!r}")
+    unknown = sorted(set(spec) - {"priority", "unique", "blocked", "max_identities"})
+    if unknown:
+        raise CatalogError(
+            f"{path}: identity: unknown keys {unknown}; it takes priority, unique, blocked "
+            "and max_identities"
+        )
     lists = {}
     for name in ("priority", "unique", "blocked"):
         value = spec.get(name, [])

@@ -10,13 +10,14 @@ is never linked nor keyed by, and the record lands without it.
 """
 
 import dataclasses
-import re
 
 from domain.profile_table import MAX_ROW_KEY_BYTES, row_key
 
 MAX_IDENTITY_CHARS = 1024
 BLOCKED_VALUES = frozenset({"", "null", "undefined", "anonymous"})
-_ALL_ZEROS = re.compile(r"[0\W_]*0[0\W_]*")  # 0, 0000, 00000000-0000-0000-0000-000000000000
+# What an all-zero id is made of: 0, 0000, 00000000-0000-0000-0000-000000000000, 0.0
+_ZERO_ID_CHARACTERS = frozenset("0-_.: ")
+MAX_NAMESPACE_CHARS = 256
 BLOCKED = "blocked"
 TOO_LONG = "too_long"
 
@@ -68,7 +69,7 @@ def refusal(identity_id, blocked_patterns=()):
     if len(identity_id) > MAX_IDENTITY_CHARS:
         return TOO_LONG
     text = identity_id.strip()
-    if text.lower() in BLOCKED_VALUES or _ALL_ZEROS.fullmatch(text):
+    if text.lower() in BLOCKED_VALUES or ("0" in text and set(text) <= _ZERO_ID_CHARACTERS):
         return BLOCKED
     if any(pattern.fullmatch(identity_id) for pattern in blocked_patterns):
         return BLOCKED
@@ -84,19 +85,23 @@ class RecordIdentities:
 
 def record_identities(found, blocked_patterns=(), needs_primary=True):
     """Checks the identities `identities()` found. Raises IdentityError where the record
-    cannot be keyed: an identity without an id, a namespace too long for a row key, or
-    (`needs_primary`) not exactly one primary identity."""
+    cannot be read: an identity without an id, a namespace longer than
+    MAX_NAMESPACE_CHARS, or (`needs_primary`) not exactly one primary identity. A value
+    whose row key would pass Bigtable's limit (a long value in a wide script) is refused
+    as too long."""
     accepted, refused = set(), []
     for namespace, identity_id, _ in found:
         if not isinstance(namespace, str) or not namespace or not isinstance(identity_id, str):
             raise IdentityError("identity", f"an identity of namespace {namespace!r} has no id")
-        why = refusal(identity_id, blocked_patterns)
-        if why is None and len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
+        if len(namespace) > MAX_NAMESPACE_CHARS:
             raise IdentityError(
                 "identity_too_long",
-                f"identity {namespace[:40]}...:{identity_id[:40]} makes a Bigtable row key "
-                f"longer than {MAX_ROW_KEY_BYTES} bytes",
+                f"identity namespace {namespace[:40]!r}... is longer than "
+                f"{MAX_NAMESPACE_CHARS} characters",
             )
+        why = refusal(identity_id, blocked_patterns)
+        if why is None and len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
+            why = TOO_LONG
         if why is None:
             accepted.add((namespace, identity_id))
         else:

@@ -77,8 +77,11 @@ class ProfileState:
         return winners
 
 
-def order_key(record_time_us, dataset, entity):
-    canonical = json_codec.canonical([dataset, entity])  # the bytes json's encoder makes
+def order_key(record_time_us, dataset, entity, operation="merge"):
+    """Two records that differ only in their operation (an upsert and a delete of the same
+    entity) are two records: a non-merge operation is part of what is hashed."""
+    document = [dataset, entity] if operation == "merge" else [dataset, operation, entity]
+    canonical = json_codec.canonical(document)  # the bytes json's encoder makes
     return OrderKey(record_time_us, hashlib.sha256(canonical).hexdigest())
 
 

@@ -17,12 +17,14 @@ from google.cloud.bigtable.row_set import RowSet
 from domain import merge
 from domain.identity_graph import resolve
 from domain.profile_table import (
+    DELETES_FAMILY,
     LINKS_FAMILY,
     RECORDS_FAMILY,
     column_families,
     events_of,
     identity_of_row_key,
     is_events_family,
+    last_delete_of,
     links_of,
     records_of,
     row_key,
@@ -48,30 +50,39 @@ def read_graph(table, namespace, identity_id, rules):
     links, deleted = set(), {}
     seen, frontier = {start}, [start]
     rows_read = round_trips = 0
-    link_filter = row_filters.RowFilterChain(
+    walk_filter = row_filters.RowFilterUnion(
         [
-            row_filters.FamilyNameRegexFilter(f"^{LINKS_FAMILY}$"),
-            row_filters.CellsRowLimitFilter(MAX_LINKS_PER_ROW),
+            row_filters.RowFilterChain(
+                [
+                    row_filters.FamilyNameRegexFilter(f"^{LINKS_FAMILY}$"),
+                    row_filters.CellsRowLimitFilter(MAX_LINKS_PER_ROW),
+                ]
+            ),
+            row_filters.FamilyNameRegexFilter(f"^{DELETES_FAMILY}$"),
         ]
     )
+    cut_short = False
     while frontier and round_trips < MAX_ROUNDS:
         round_trips += 1
         rows_read += len(frontier)
         reached = []
-        for row in _read_rows(table, frontier, link_filter):
-            row_links, row_deleted = links_of(row.cells)
+        for row in _read_rows(table, frontier, walk_filter):
+            row_deleted = last_delete_of(row.cells)
             if row_deleted is not None:
                 deleted[identity_of_row_key(row.row_key)] = tuple(row_deleted)
+            row_links = links_of(row.cells)
+            cut_short = cut_short or len(row_links) >= MAX_LINKS_PER_ROW
             for link in row_links:
                 links.add(link)
                 reached.extend(i for i in link.identities if i not in seen)
         frontier = []
         for identity in dict.fromkeys(reached):
             if len(seen) >= MAX_GRAPH_ROWS:
+                cut_short = True
                 break
             seen.add(identity)
             frontier.append(identity)
-    complete = not frontier and all(i in seen for link in links for i in link.identities)
+    complete = not cut_short and not frontier
     return GraphRead(resolve(start, links, rules, deleted), rows_read, round_trips, complete)
 
 

@@ -16,12 +16,13 @@ merge policies.
   "attributes": [[JSON pointer, value], ...], "id"}`.
 - `link`: a record that carries this identity beside others, a column per record,
   `<9999999999999999999 - time in µs>#<tie-break>` (newest first); the value
-  `{"identities": [[namespace, id], ...], "dataset", "id"}`. A delete of this identity's
-  profile is a link cell too, `{"delete": true}`, so that the links a lookup reads say
-  which of them a delete undid.
+  `{"identities": [[namespace, id], ...], "dataset", "id"}`.
+- `del`: a delete of this identity's profile, a column per delete, named as in `rec`,
+  empty: apart from the links, so that a lookup that reads only a row's newest links
+  still sees every delete.
 - `events_<N>d`: experience events kept N days (the dataset's `retention_days`), a column
-  per event, `<9999999999999 - time in ms>#<_id>#<tie-break, 16 digits>` (newest first);
-  the value `{"dataset", "event"}`.
+  per event, `<9999999999999999999 - time in µs>#<tie-break>#<_id>` (newest first); the
+  value `{"dataset", "event"}`.
 Cell times are the record's time, cut to the millisecond (Bigtable's granularity); the
 exact time and the tie-break are in the column name, so equal times stay ordered.
 """
@@ -40,8 +41,8 @@ from domain.merge import OrderKey
 
 RECORDS_FAMILY = "rec"
 LINKS_FAMILY = "link"
+DELETES_FAMILY = "del"
 EVENTS_FAMILY_PREFIX = "events_"
-MAX_EVENT_MS = 9_999_999_999_999
 MAX_TIME_US = 9_999_999_999_999_999_999
 MAX_ROW_KEY_BYTES = 4096  # Bigtable's limit
 # The cells' JSON, as json.dumps(..., ensure_ascii=False) writes it, one encoder for all.
@@ -84,6 +85,7 @@ def column_families(catalog=None):
     families = {
         RECORDS_FAMILY: column_family.MaxVersionsGCRule(1),
         LINKS_FAMILY: column_family.MaxVersionsGCRule(1),
+        DELETES_FAMILY: column_family.MaxVersionsGCRule(1),
     }
     for days in sorted(
         {
@@ -107,10 +109,7 @@ def column_families(catalog=None):
 def record_cell(order, dataset, operation, attributes, record_id):
     value = {"dataset": dataset, "operation": operation, "attributes": attributes, "id": record_id}
     return Cell(
-        RECORDS_FAMILY,
-        f"{order.time_us:019d}#{order.tiebreak}".encode(),
-        CELL_JSON.encode(value).encode(),
-        order.time_us,
+        RECORDS_FAMILY, _record_column(order), CELL_JSON.encode(value).encode(), order.time_us
     )
 
 
@@ -120,23 +119,32 @@ def link_cell(order, identities, dataset, record_id):
 
 
 def delete_cell(order):
-    return Cell(LINKS_FAMILY, _link_column(order), b'{"delete": true}', order.time_us)
+    return Cell(DELETES_FAMILY, _record_column(order), b"", order.time_us)
 
 
 def event_cell(order, family, dataset, event):
-    column = (
-        f"{MAX_EVENT_MS - order.time_us // 1000:013d}#{event.get('_id', '')}#{order.tiebreak[:16]}"
-    )
-    return Cell(
-        family,
-        column.encode(),
-        CELL_JSON.encode({"dataset": dataset, "event": event}).encode(),
-        order.time_us,
-    )
+    event_id = event.get("_id")
+    column = _link_column(order) + b"#" + (event_id if isinstance(event_id, str) else "").encode()
+    value = CELL_JSON.encode({"dataset": dataset, "event": event}).encode()
+    return Cell(family, column, value, order.time_us)
+
+
+def _record_column(order):
+    return f"{order.time_us:019d}#{order.tiebreak}".encode()
 
 
 def _link_column(order):
     return f"{MAX_TIME_US - order.time_us:019d}#{order.tiebreak}".encode()
+
+
+def _order_of_record_column(column):
+    time_us, _, tiebreak = column.decode().partition("#")
+    return OrderKey(int(time_us), tiebreak)
+
+
+def _order_of_link_column(column):
+    inverted, tiebreak = column.decode().split("#")[:2]
+    return OrderKey(MAX_TIME_US - int(inverted), tiebreak)
 
 
 # Reading: a row as Bigtable's client gives it (PartialRowData) or as plain
@@ -153,21 +161,17 @@ class StoredRecord(typing.NamedTuple):
 
 class StoredEvent(typing.NamedTuple):
     column: bytes  # sorts newest first across rows
-    time_us: int  # to the millisecond
+    order: OrderKey
     dataset: str
     event: dict
 
 
 def links_of(cells):
-    """(links, the order key of the newest delete or None) of a row's `link` family."""
-    links, deleted = [], None
+    """The Links of a row's `link` family."""
+    links = []
     for column, versions in cells.get(LINKS_FAMILY, {}).items():
-        inverted, _, tiebreak = column.decode().partition("#")
-        order = OrderKey(MAX_TIME_US - int(inverted), tiebreak)
+        order = _order_of_link_column(column)
         value = json.loads(_value(versions))
-        if value.get("delete"):
-            deleted = order if deleted is None else max(deleted, order)
-            continue
         links.append(
             Link(
                 order.time_us,
@@ -177,17 +181,21 @@ def links_of(cells):
                 value.get("id") or "",
             )
         )
-    return links, deleted
+    return links
+
+
+def last_delete_of(cells):
+    """The order key of the row's newest delete, or None."""
+    return max(map(_order_of_record_column, cells.get(DELETES_FAMILY, {})), default=None)
 
 
 def records_of(cells):
     records = []
     for column, versions in cells.get(RECORDS_FAMILY, {}).items():
-        time_us, _, tiebreak = column.decode().partition("#")
         value = json.loads(_value(versions))
         records.append(
             StoredRecord(
-                OrderKey(int(time_us), tiebreak),
+                _order_of_record_column(column),
                 value["dataset"],
                 value["operation"],
                 value["attributes"],
@@ -202,11 +210,10 @@ def events_of(cells):
     for family, columns in cells.items():
         if is_events_family(family):
             for column, versions in columns.items():
-                inverted = int(column.split(b"#", 1)[0])
                 value = json.loads(_value(versions))
                 events.append(
                     StoredEvent(
-                        column, (MAX_EVENT_MS - inverted) * 1000, value["dataset"], value["event"]
+                        column, _order_of_link_column(column), value["dataset"], value["event"]
                     )
                 )
     return events

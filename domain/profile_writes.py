@@ -28,7 +28,7 @@ def fragment_cells(record, retention_days):
     each of its identities. `retention_days`: of the dataset's events."""
     entity = record.entity
     time_us = micros(record.record_time)
-    order = merge.order_key(time_us, record.dataset, entity)
+    order = merge.order_key(time_us, record.dataset, entity, record.operation)
     primary_key = row_key(*record.primary_identity)
     record_id = entity.get("_id")
     record_id = record_id if isinstance(record_id, str) else ""

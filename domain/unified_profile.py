@@ -85,22 +85,21 @@ def unified_profile(identities, fragments, policy, max_events=20):
 
 def visible_events(identities, fragments, max_events):
     """The graph's events newest first, each once, but those a delete of their own
-    fragment removed (the events up to the delete's millisecond)."""
+    fragment removed (those before it in the order of records)."""
     events = {}
     for identity in identities:
         fragment = fragments.get(identity)
         if fragment is None:
             continue
         deleted = fragment.deleted
-        deleted_ms = deleted.time_us // 1000 if deleted else None
         for event in fragment.events:
-            if deleted_ms is None or event.time_us // 1000 > deleted_ms:
+            if deleted is None or event.order > deleted:
                 events[event.column] = event
     return [
         {
             "_id": e.event.get("_id"),
             "dataset": e.dataset,
-            "time": _iso(e.time_us),
+            "time": _iso(e.order.time_us),
             "eventType": e.event.get("eventType"),
             "event": e.event,
         }
