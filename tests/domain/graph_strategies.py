@@ -13,8 +13,8 @@
 - A lookup that walks that dict from one identity, row by row along the links it finds
   (as domain/profile_lookup.read_graph does, without its bounds), then resolves the graph
   and merges the profile with the code under test.
-- Plain oracles of the graph and of the unified profile, computed only from what the test
-  generated (never from cells), written from the docstrings.
+The plain oracles of the graph and of the unified profile, computed only from what the
+test generated (never from cells): tests/domain/graph_oracles.py.
 """
 
 import dataclasses
@@ -29,7 +29,14 @@ from domain.catalog import Catalog
 from domain.identity_graph import IdentityRules, resolve
 from domain.merge import MergePolicy
 from domain.parsing import RecordParser
-from domain.profile_table import events_of, identity_of_row_key, links_of, records_of, row_key
+from domain.profile_table import (
+    events_of,
+    identity_of_row_key,
+    last_delete_of,
+    links_of,
+    records_of,
+    row_key,
+)
 from domain.profile_writes import fragment_cells
 from domain.unified_profile import Fragment, unified_profile
 
@@ -158,6 +165,10 @@ def iso_of(time_us):
     return (EPOCH + datetime.timedelta(microseconds=time_us)).isoformat()
 
 
+def micros_of(moment):
+    return (moment - EPOCH) // datetime.timedelta(microseconds=1)
+
+
 def entity_of(spec):
     """(entity, identityMap placed in body.xdmMeta or None)."""
     identity_map = {}
@@ -220,11 +231,12 @@ class Facts:
     attributes: dict  # pointer -> value of a profile record (metadata excluded)
 
 
-def tiebreak(dataset, entity):
-    """The documented tie-break: SHA-256 of the canonical JSON of [dataset, entity]."""
-    canonical = json.dumps(
-        [dataset, entity], sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    )
+def tiebreak(dataset, entity, operation="merge"):
+    """The documented tie-break: SHA-256 of the canonical JSON of [dataset, entity], or of
+    [dataset, operation, entity] for an operation other than merge (so that an upsert and
+    a delete of the same entity are two records)."""
+    document = [dataset, entity] if operation == "merge" else [dataset, operation, entity]
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -238,7 +250,7 @@ def facts_of(spec):
     return Facts(
         spec,
         entity,
-        (spec.time_us, tiebreak(spec.dataset, entity)),
+        (spec.time_us, tiebreak(spec.dataset, entity, spec.operation)),
         primary if primary not in BLOCKED else None,
         tuple(sorted(set(accepted))),
         attributes,
@@ -383,8 +395,8 @@ def links_and_deletes(table, identities):
         cells = table.get(row_key(*identity))
         if cells is None:
             continue
-        row_links, row_deleted = links_of(cells)
-        links.update(row_links)
+        links.update(links_of(cells))
+        row_deleted = last_delete_of(cells)
         if row_deleted is not None:
             deleted[identity] = tuple(row_deleted)
     return links, deleted
@@ -427,153 +439,3 @@ def lookup(table, start, rules, policy=(), max_events=20):
 def all_links(table):
     """Every link and delete in the table, row by row."""
     return links_and_deletes(table, [identity_of_row_key(key) for key in table])
-
-
-# Oracles, from the facts alone
-
-
-def _rank(rules, namespace):
-    """The documented priority: listed namespaces first, in their order; then by name."""
-    return (
-        (0, rules.priority.index(namespace), "")
-        if namespace in rules.priority
-        else (1, 0, namespace)
-    )
-
-
-@dataclasses.dataclass
-class OracleGraphs:
-    component: dict  # identity -> frozenset: its graph
-    decisions: list  # (a, b, order, rule or None), in replay order
-
-    def graph(self, identity):
-        return self.component.get(identity, frozenset({identity}))
-
-    def kept(self, identity):
-        members = self.graph(identity)
-        return [(a, b, o) for a, b, o, rule in self.decisions if rule is None and a in members]
-
-    def dropped(self, identity):
-        members = self.graph(identity)
-        return [
-            (a, b, o, rule)
-            for a, b, o, rule in self.decisions
-            if rule is not None and (a in members or b in members)
-        ]
-
-
-def oracle_graphs(facts, rules):
-    """Replays every pair of every link newest first (at one time: the pair of the
-    higher-priority namespaces first, then tie-break, then the identities), refusing a
-    pair older than a delete of either identity, a pair that would put two identities of
-    a unique namespace in one graph, and one that would make a graph larger than the cap.
-    Plain sets, no union-find."""
-    deletes = {}
-    for fact in facts:
-        if fact.spec.operation == "delete":
-            deletes[fact.primary] = max(deletes.get(fact.primary, fact.order), fact.order)
-    pairs = []
-    for fact in facts:
-        if fact.spec.operation == "delete" or len(fact.linked) < 2:
-            continue
-        for i, a in enumerate(fact.linked):
-            for b in fact.linked[i + 1 :]:
-                pairs.append((a, b, fact.order))
-    pairs.sort(
-        key=lambda p: (
-            -p[2][0],
-            sorted([_rank(rules, p[0][0]), _rank(rules, p[1][0])]),
-            p[2][1],
-            p[0],
-            p[1],
-        )
-    )
-    component = {}
-    decisions = []
-    for a, b, order in pairs:
-        graph_a = component.get(a, frozenset({a}))
-        graph_b = component.get(b, frozenset({b}))
-        union = graph_a | graph_b
-        if any(i in deletes and order < deletes[i] for i in (a, b)):
-            rule = "deleted"
-        elif graph_a == graph_b:
-            rule = None
-        elif any(len({i for n, i in union if n == namespace}) > 1 for namespace in rules.unique):
-            rule = "unique_namespace"
-        elif len(union) > rules.max_identities:
-            rule = "max_identities"
-        else:
-            rule = None
-            for identity in union:
-                component[identity] = union
-        decisions.append((a, b, order, rule))
-    return OracleGraphs(component, decisions)
-
-
-def graph_as_plain(graph):
-    """A Graph of the code as plain tuples, comparable with OracleGraphs."""
-    return (
-        graph.identities,
-        [(e.a, e.b, (e.link.time_us, e.link.tiebreak)) for e in graph.kept],
-        [(e.a, e.b, (e.link.time_us, e.link.tiebreak), rule) for e, rule in graph.dropped],
-    )
-
-
-def oracle_profile(identities, facts, precedence=(), max_events=20):
-    """The unified profile, plainly: for each identity of the graph, its own records (those
-    keyed by it) after its last create or delete; per attribute, the winner across all of
-    them by the policy (newest order key; or the dataset listed first, unlisted ones last,
-    then newest). Events: each identity's own, but those at or before its last delete's
-    millisecond (unified_profile.visible_events), newest first (the layout's column
-    order: millisecond, then `_id`, then tie-break), at most max_events."""
-    attributes = {}
-    events = []
-    for identity in identities:
-        own = [f for f in facts if f.primary == identity]
-        resets = [f.order for f in own if f.spec.operation in ("create", "delete")]
-        last_reset = max(resets) if resets else None
-        deletes = [f.order for f in own if f.spec.operation == "delete"]
-        last_delete = max(deletes) if deletes else None
-        for fact in own:
-            if fact.spec.kind == "event":
-                if last_delete is None or fact.order[0] // 1000 > last_delete[0] // 1000:
-                    events.append(fact)
-                continue
-            if fact.spec.operation == "delete" or (last_reset and fact.order < last_reset):
-                continue
-            for pointer, value in fact.attributes.items():
-                rank = (
-                    -(
-                        precedence.index(fact.spec.dataset)
-                        if fact.spec.dataset in precedence
-                        else len(precedence)
-                    )
-                    if precedence
-                    else 0,
-                    fact.order,
-                )
-                if pointer not in attributes or rank > attributes[pointer][0]:
-                    attributes[pointer] = (
-                        rank,
-                        {
-                            "value": value,
-                            "dataset": fact.spec.dataset,
-                            "time": iso_of(fact.order[0]),
-                            "identity": list(identity),
-                        },
-                    )
-    events.sort(key=lambda f: (-(f.order[0] // 1000), f.spec.record_id, f.order[1][:16]))
-    return {
-        "attributes": {p: attributes[p][1] for p in sorted(attributes)},
-        "identities": [{"namespace": n, "id": i} for n, i in sorted(identities)],
-        "events": [
-            {
-                "_id": f.spec.record_id,
-                "dataset": f.spec.dataset,
-                "time": iso_of(f.order[0] // 1000 * 1000),
-                "eventType": f.spec.event_type,
-                "event": f.entity,
-            }
-            for f in events[:max_events]
-        ],
-    }

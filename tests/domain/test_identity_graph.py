@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from domain.identity_graph import DELETED, MAX_IDENTITIES, UNIQUE_NAMESPACE, IdentityRules, resolve
 from domain.profile_table import identity_of_row_key, row_key
+from tests.domain import graph_oracles as go
 from tests.domain import graph_strategies as gs
 
 SETTINGS = settings(
@@ -148,9 +149,9 @@ def test_invariants(parser, records, rules):
 @given(records=gs.record_sets(max_size=12), rules=gs.rules_strategy())
 def test_graph_is_the_plain_replay_of_the_records(parser, records, rules):
     table = gs.ingest_specs(parser, records)
-    oracle = gs.oracle_graphs(gs.stored_facts(records), rules)
+    oracle = go.oracle_graphs(gs.stored_facts(records), rules)
     for start in gs.POOL:
-        identities, kept, dropped = gs.graph_as_plain(gs.lookup(table, start, rules).graph)
+        identities, kept, dropped = go.graph_as_plain(gs.lookup(table, start, rules).graph)
         assert identities == oracle.graph(start), start
         assert kept == oracle.kept(start), start
         assert dropped == oracle.dropped(start), start

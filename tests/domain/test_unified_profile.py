@@ -3,11 +3,14 @@ cells into a plain dict laid out as the profile table and read back with the lay
 readers: against a plain oracle, by hand, and through merges and splits.
 """
 
+import datetime
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.identity_graph import IdentityRules
+from tests.domain import graph_oracles as go
 from tests.domain import graph_strategies as gs
 
 SETTINGS = settings(
@@ -48,11 +51,11 @@ def iso(offset_us):
 def test_profile_is_the_plain_merge_of_its_fragments(parser, policy, records, rules, max_events):
     table = gs.ingest_specs(parser, records)
     facts = gs.stored_facts(records)
-    graphs = gs.oracle_graphs(facts, rules)
+    graphs = go.oracle_graphs(facts, rules)
     for start in gs.POOL:
         found = gs.lookup(table, start, rules, policy, max_events)
         assert found.graph.identities == graphs.graph(start)
-        assert found.profile == gs.oracle_profile(graphs.graph(start), facts, policy, max_events), (
+        assert found.profile == go.oracle_profile(graphs.graph(start), facts, policy, max_events), (
             start
         )
 
@@ -114,8 +117,8 @@ def test_by_hand_timestamp_policy(parser):
     }
     assert [(e["_id"], e["time"], e["eventType"]) for e in profile["events"]] == [
         ("web-1", iso(4_000), "click"),
-        ("web-2", iso(0), "view"),
-    ]  # time to the ms
+        ("web-2", iso(500), "view"),
+    ]  # time to the µs
 
 
 def test_by_hand_dataset_precedence(parser):
@@ -153,11 +156,11 @@ def test_a_create_resets_only_its_own_fragment(parser):
     assert len(profile["identities"]) == 3 and len(profile["events"]) == 2
 
 
-def test_a_delete_hides_its_fragments_records_and_events_up_to_its_millisecond(parser):
-    """A delete of ECID 11 at 4.2 ms: 11's records before it go, and its events up to its
-    millisecond (web-1 at 4.0 ms and web-3 at 4.6 ms are in that millisecond, web-4 at 5 ms
-    is not); 11's links before it go too, so 11 stands alone; C1's events (web-2, which
-    also named 11, and web-5) stay with C1."""
+def test_a_delete_hides_its_fragments_records_and_the_events_before_it(parser):
+    """A delete of ECID 11 at 4.2 ms: 11's records before it go, and its events before it
+    by order key, to the µs (web-1 at 4.0 ms goes; web-3 at 4.6 ms, in the same
+    millisecond but after it, stays, as does web-4 at 5 ms); 11's links before it go too,
+    so 11 stands alone; C1's events (web-2, which also named 11, and web-5) stay with C1."""
     delete = gs.Spec("del-11", "crm", (("ECID", "11"),), operation="delete", offset_us=4_200)
     later = [
         gs.Spec("web-3", "web", (("ECID", "11"),), offset_us=4_600),
@@ -168,12 +171,28 @@ def test_a_delete_hides_its_fragments_records_and_events_up_to_its_millisecond(p
     eleven = gs.lookup(table, ECID_11, RULES, TIMESTAMP).profile
     assert eleven["identities"] == [{"namespace": "ECID", "id": "11"}]
     assert eleven["attributes"] == {}
-    assert [e["_id"] for e in eleven["events"]] == ["web-4"]
+    assert [e["_id"] for e in eleven["events"]] == ["web-4", "web-3"]
     ada = gs.lookup(table, ADA, RULES, TIMESTAMP).profile
     assert [(i["namespace"], i["id"]) for i in ada["identities"]] == [C1, ADA]
     assert ada["attributes"]["/loyalty/tier"] == attribute("gold", "loyalty", 2_000, C1)
     assert ada["attributes"]["/person/firstName"] == attribute("Ada", "crm", 1_000, ADA)
     assert [e["_id"] for e in ada["events"]] == ["web-5", "web-2"]
+
+
+def test_an_event_and_a_delete_at_the_same_microsecond_are_ordered_by_their_keys(parser):
+    """An event and a delete of its identity at the very same time: the event is hidden
+    when its order key (time, tie-break) is before the delete's, shown when after; both
+    sides are seen over a few tie-breaks."""
+    outcomes = set()
+    for salt in "abcdefgh":
+        event = gs.Spec(f"web-{salt}", "web", (ECID_11,), offset_us=1_000)
+        delete = gs.Spec(f"del-{salt}", "crm", (ECID_11,), operation="delete", offset_us=1_000)
+        after = gs.facts_of(event).order > gs.facts_of(delete).order
+        outcomes.add(after)
+        for order in ([event, delete], [delete, event]):
+            profile = gs.lookup(gs.ingest_specs(parser, order), ECID_11, RULES).profile
+            assert [e["_id"] for e in profile["events"]] == ([f"web-{salt}"] if after else [])
+    assert outcomes == {True, False}
 
 
 def test_max_events_keeps_the_newest(parser):
@@ -230,7 +249,14 @@ def rank(policy, attribute_):
         if policy
         else 0
     )
-    return (-position, attribute_["time"])
+    return (-position, datetime.datetime.fromisoformat(attribute_["time"]))
+
+
+def newest_first(event):
+    """The documented order of a profile's events: newest first, then by the record's
+    tie-break (equal times), then `_id`."""
+    time_ = datetime.datetime.fromisoformat(event["time"])
+    return (-gs.micros_of(time_), gs.tiebreak(event["dataset"], event["event"]), event["_id"])
 
 
 def ends_of(data, a, b):
@@ -271,8 +297,7 @@ def test_a_record_linking_two_graphs_shows_their_union_at_once(parser, data, a, 
                 assert shown == (mine or theirs)
             elif rank(policy, mine) != rank(policy, theirs):
                 assert shown == max(mine, theirs, key=lambda x: rank(policy, x))
-        union = sorted(one["events"] + two["events"], key=lambda e: e["_id"])
-        union.sort(key=lambda e: e["time"], reverse=True)
+        union = sorted(one["events"] + two["events"], key=newest_first)
         assert merged["events"] == union[:20]
 
 
