@@ -1,16 +1,15 @@
 """Where a record's identities are found, which are refused, which is primary
-(domain/identity.py), as the parser puts them on a Record (domain/parsing.py); and the
-catalog's identity section and identity fields (domain/catalog.py)."""
+(domain/identity.py), as the parser puts them on a Record (domain/parsing.py). The
+catalog's identity section and identity fields: test_identity_catalog.py."""
 
 import json
 import re
-import textwrap
+import time
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain.catalog import Catalog, CatalogError
 from domain.identity import (
     BLOCKED,
     TOO_LONG,
@@ -20,7 +19,7 @@ from domain.identity import (
     record_identities,
     refusal,
 )
-from domain.identity_graph import IdentityRules
+from domain.profile_table import row_key
 from domain.records import RecordError
 from tests.domain import graph_strategies as gs
 
@@ -79,6 +78,42 @@ def test_a_catalog_pattern_refuses_what_it_matches_whole():
     assert refusal("test@example.com.au", [CATALOG_PATTERN]) is None
     assert refusal("my-test@example.com", [CATALOG_PATTERN]) is None
     assert refusal("test@example.com") is None  # no pattern, no refusal
+
+
+ZERO_ID_CHARACTERS = "0-_.: "  # what an all-zero id is made of, as documented
+
+
+@given(
+    st.text(alphabet=ZERO_ID_CHARACTERS, min_size=1, max_size=40).filter(lambda t: "0" in t),
+    st.sampled_from(["", " ", "\t", "\n "]),
+)
+@settings(max_examples=300, deadline=None)
+def test_any_all_zero_id_is_refused(value, padding):
+    assert refusal(padding + value + padding) == BLOCKED
+
+
+@given(
+    st.text(alphabet=ZERO_ID_CHARACTERS, max_size=20),
+    st.characters(exclude_categories=("Cs", "Zs", "Zl", "Zp", "Cc")).filter(
+        lambda c: c not in ZERO_ID_CHARACTERS and not c.isspace()
+    ),
+    st.text(alphabet=ZERO_ID_CHARACTERS, max_size=20),
+)
+@settings(max_examples=300, deadline=None)
+def test_one_character_outside_the_zero_set_makes_an_id_accepted(before, other, after):
+    """0/0, 0x0, 0,0, a full-width or Arabic-Indic zero: not the all-zero id."""
+    assert refusal(before + other + after) is None
+
+
+def test_the_all_zero_check_is_linear():
+    """1,024-character near misses, which a backtracking pattern takes milliseconds over
+    each: a thousand of them in well under half a second."""
+    near_misses = ["0" * 1023 + "a", "0-" * 511 + "a", "0" * 1023 + "!", ":0" * 511 + "x"]
+    start = time.perf_counter()
+    for _ in range(250):
+        for value in near_misses:
+            assert refusal(value) is None
+    assert time.perf_counter() - start < 0.5
 
 
 def test_length_limit_is_1024_characters():
@@ -219,10 +254,32 @@ def test_an_identity_without_a_string_id_or_namespace_raises(found):
     assert raised.value.error_class == "identity"
 
 
-def test_a_namespace_too_long_for_a_row_key_raises():
-    with pytest.raises(IdentityError) as raised:
-        record_identities([("N" * 5000, "11", True)])
+def test_a_namespace_over_256_characters_raises():
+    assert record_identities([("N" * 256, "11", True)]).primary == ("N" * 256, "11")
+    for namespace in ("N" * 257, "N" * 5000):
+        with pytest.raises(IdentityError, match="longer than 256 characters") as raised:
+            record_identities([(namespace, "11", True)])
+        assert raised.value.error_class == "identity_too_long"
+    with pytest.raises(IdentityError) as raised:  # a linked one as much as the primary
+        record_identities([("ECID", "11", True), ("é" * 257, "x", False)])
     assert raised.value.error_class == "identity_too_long"
+
+
+def test_a_value_whose_row_key_would_pass_4_kib_is_refused_as_too_long():
+    """1,024 characters at most, and a row key of at most 4,096 bytes (Bigtable's limit):
+    a value of 1,023 four-byte characters fits when what is left of the key fits."""
+    wide = "\U0001d11e" * 1022  # 4,088 bytes
+    fits, passes = wide + "a", wide + "aa"  # row keys of 4,096 and 4,097 bytes
+    assert len(row_key("E", fits)) == 4096 and len(row_key("E", passes)) == 4097
+    assert refusal(passes) is None  # not by its length in characters
+    checked = record_identities([("E", fits, True)])
+    assert (checked.primary, checked.refused) == (("E", fits), ())
+    checked = record_identities([("E", passes, True), ("ECID", "11", False)])
+    assert checked.primary is None  # a refused primary: the record is lake only
+    assert checked.linked == (("ECID", "11"),)
+    assert checked.refused == (("E", passes, TOO_LONG),)
+    checked = record_identities([("ECID", "11", True), ("E", passes, False)])
+    assert checked.primary == ("ECID", "11") and checked.refused == (("E", passes, TOO_LONG),)
 
 
 # Through the parser: what a Record carries
@@ -266,6 +323,26 @@ def test_a_refused_primary_leaves_the_record_for_the_lake(parser):
     assert record.identities == (("ECID", "11"),)
 
 
+@pytest.mark.parametrize("value", ["x" * 1025, "\U0001d11e" * 1024])
+def test_a_primary_too_long_leaves_the_record_for_the_lake(parser, value):
+    """Over 1,024 characters, or a row key over 4 KiB: refused, not an error."""
+    entity = {
+        "_id": "r1",
+        "identityMap": {"Email": [{"id": value, "primary": True}], "ECID": [{"id": "11"}]},
+    }
+    record = parser.parse(envelope("crm", entity), {}, "m", None)
+    assert record.primary_identity is None
+    assert record.identities == (("ECID", "11"),)
+    assert record.refused_identities == (("Email", value, TOO_LONG),)
+
+
+def test_a_namespace_over_256_characters_is_a_record_error(parser):
+    entity = {"_id": "r1", "identityMap": {"N" * 257: [{"id": "11", "primary": True}]}}
+    with pytest.raises(RecordError) as raised:
+        parser.parse(envelope("crm", entity), {}, "m", None)
+    assert (raised.value.error_class, raised.value.pointer) == ("identity_too_long", "/identityMap")
+
+
 def test_an_event_with_its_identities_in_xdm_meta(parser):
     entity = {"_id": "e1", "timestamp": "2026-03-01T12:00:00Z"}
     meta = {
@@ -286,118 +363,3 @@ def test_two_primaries_make_a_record_error(parser):
         parser.parse(envelope("loyalty", entity), {}, "m", None)
     assert raised.value.error_class == "identity"
     assert raised.value.pointer == "/identityMap"
-
-
-# The catalog's identity section and identity fields
-
-
-def load(tmp_path, identity=None, fields=None):
-    spec = {
-        "schemas": "schemas",
-        "datasets": {"crm": {"schema": gs.SCHEMA_ID, "kind": "profile", "profile": True}},
-    }
-    if identity is not None:
-        spec["identity"] = identity
-    if fields is not None:
-        spec["datasets"]["crm"]["identities"] = fields
-    return Catalog.load(gs.write_catalog(tmp_path, json.dumps(spec)))
-
-
-def test_a_good_identity_section(tmp_path):
-    text = textwrap.dedent(f"""\
-        schemas: schemas
-        datasets:
-          crm:
-            schema: "{gs.SCHEMA_ID}"
-            kind: profile
-            profile: true
-            identities:
-              - {{pointer: /workEmail/address, namespace: Email, primary: true}}
-              - {{pointer: /crm~1id, namespace: CRMID}}
-        identity:
-          priority: [CRMID, Email, ECID]
-          unique: [CRMID, Email]
-          blocked: ["(?i)test@example\\\\.com", "guest-[0-9]+"]
-          max_identities: 7
-        """)
-    catalog = Catalog.load(gs.write_catalog(tmp_path, text))
-    assert catalog.identity_rules == IdentityRules(
-        ("CRMID", "Email", "ECID"), frozenset({"CRMID", "Email"}), 7
-    )
-    assert [p.pattern for p in catalog.blocked_identities] == [
-        "(?i)test@example\\.com",
-        "guest-[0-9]+",
-    ]
-    assert refusal("guest-12", catalog.blocked_identities) == BLOCKED
-    assert refusal("guest-x", catalog.blocked_identities) is None
-    assert catalog.datasets["crm"].identity_fields == (
-        IdentityField("/workEmail/address", "Email", True),
-        IdentityField("/crm~1id", "CRMID", False),
-    )
-
-
-def test_no_identity_section_gives_the_defaults(tmp_path):
-    catalog = load(tmp_path)
-    assert catalog.identity_rules == IdentityRules((), frozenset(), 50)
-    assert catalog.blocked_identities == ()
-    assert catalog.datasets["crm"].identity_fields == ()
-
-
-@pytest.mark.parametrize("cap", [2, 1000])
-def test_the_cap_bounds_are_accepted(tmp_path, cap):
-    assert load(tmp_path, {"max_identities": cap}).identity_rules.max_identities == cap
-
-
-@pytest.mark.parametrize(
-    "identity, words",
-    [
-        (
-            {"priority": ["CRMID"], "colour": "red"},
-            ["identity", "priority", "unique", "blocked", "max_identities"],
-        ),
-        (["CRMID"], ["identity", "priority", "unique", "blocked", "max_identities"]),
-        ({"priority": "CRMID"}, ["identity.priority", "list"]),
-        ({"unique": "CRMID"}, ["identity.unique", "list"]),
-        ({"blocked": {"a": "b"}}, ["identity.blocked", "list"]),
-        ({"unique": [""]}, ["identity.unique", "list of strings"]),
-        ({"priority": ["CRMID", 7]}, ["identity.priority", "list of strings"]),
-        ({"blocked": ["ok", "(unclosed"]}, ["identity.blocked", "(unclosed", "regular expression"]),
-        ({"max_identities": 1}, ["identity.max_identities", "2", "1000"]),
-        ({"max_identities": 1001}, ["identity.max_identities", "2", "1000"]),
-        ({"max_identities": "x"}, ["identity.max_identities"]),
-        ({"max_identities": True}, ["identity.max_identities"]),
-        ({"max_identities": 7.0}, ["identity.max_identities"]),
-    ],
-)
-def test_a_bad_identity_section_is_a_catalog_error_naming_it(tmp_path, identity, words):
-    with pytest.raises(CatalogError) as raised:
-        load(tmp_path, identity)
-    message = str(raised.value)
-    for word in words:
-        assert word in message, (word, message)
-
-
-@pytest.mark.parametrize(
-    "fields, words",
-    [
-        (
-            [
-                {"pointer": "/a", "namespace": "Email", "primary": True},
-                {"pointer": "/b", "namespace": "CRMID", "primary": True},
-            ],
-            ["'crm'", "at most one identity field is primary"],
-        ),
-        ([{"pointer": "/a"}], ["'crm'", "namespace", "{'pointer': '/a'}"]),
-        ([{"pointer": "/a", "namespace": ""}], ["'crm'", "namespace"]),
-        ([{"pointer": "a", "namespace": "Email"}], ["'crm'", "pointer", "'a'"]),
-        ([{"pointer": "/a", "namespace": "Email", "primary": "yes"}], ["'crm'", "'yes'"]),
-        (["/a"], ["'crm'", "'/a'"]),
-        ({"pointer": "/a", "namespace": "Email"}, ["'crm'", "'identities' must be a list"]),
-    ],
-)
-def test_a_bad_identity_field_is_a_catalog_error_naming_it(tmp_path, fields, words):
-    with pytest.raises(CatalogError) as raised:
-        load(tmp_path, fields=fields)
-    message = str(raised.value)
-    for word in words:
-        assert word in message, (word, message)
