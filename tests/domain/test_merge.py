@@ -204,3 +204,24 @@ def test_order_key_hashes_the_bytes_json_makes():
     plain = {"b": [1.5, 2], "a": "\u00e9"}
     expected = hashlib.sha256(REFERENCE.encode(["web-events", plain]).encode("utf-8"))
     assert merge.order_key(7, "web-events", plain) == (7, expected.hexdigest())
+
+
+def test_order_key_hashes_the_operation_too_unless_it_is_merge():
+    """An upsert and a delete of the same entity at the same time are two records: a
+    non-merge operation is hashed with the dataset and the entity; a merge is hashed as
+    before, so that the order keys of merges (and the columns written) do not change."""
+    entity = {"b": [1.5, 1e-05, None], "a": "\u00e9", "n": 2**70}
+    merged = hashlib.sha256(REFERENCE.encode(["crm", entity]).encode("utf-8")).hexdigest()
+    assert merge.order_key(7, "crm", entity, "merge") == (7, merged)
+    assert merge.order_key(7, "crm", entity) == (7, merged)  # merge is the default
+    keys = {"merge": merged}
+    for operation in ("create", "delete"):
+        document = ["crm", operation, entity]
+        expected = hashlib.sha256(REFERENCE.encode(document).encode("utf-8")).hexdigest()
+        assert merge.order_key(7, "crm", entity, operation) == (7, expected), operation
+        keys[operation] = expected
+    assert len(set(keys.values())) == 3  # three operations, three records
+    # The operation is not confused with the dataset or the entity.
+    assert merge.order_key(7, "crm", ["delete", entity]) != merge.order_key(
+        7, "crm", entity, "delete"
+    )

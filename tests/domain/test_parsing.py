@@ -80,6 +80,172 @@ def test_lake_only_dataset_needs_no_primary_identity(parser):
     assert error_of(parser, payload, dataset="web-events").error_class == "identity"
 
 
+# ---------------------------------------------------------------------------
+# identities: where they are found, which are refused, which is primary
+
+
+def crm_envelope(identity_map=None, meta=None, dataset="crm-profiles", **fields):
+    """The first example profile record, its identityMap replaced (None: removed)."""
+    document = json.loads(example_lines("records.jsonl")[0])
+    document["header"]["datasetId"] = dataset
+    entity = document["body"]["xdmEntity"]
+    entity.pop("identityMap")
+    if identity_map is not None:
+        entity["identityMap"] = identity_map
+    entity.update(fields)
+    if meta is not None:
+        document["body"]["xdmMeta"] = meta
+    return json.dumps(document).encode()
+
+
+ADOBE_CATALOG = EXAMPLES / "adobe" / "catalog.yaml"
+ADOBE_RECORD = EXAMPLES / "adobe" / "record.json"
+
+
+@pytest.fixture(scope="module")
+def adobe_parser():
+    return RecordParser(Catalog.load(str(ADOBE_CATALOG)))
+
+
+def test_identities_from_the_envelopes_xdm_meta(adobe_parser):
+    """Adobe's time-series payloads carry the identityMap in body.xdmMeta; the tutorial's
+    envelope has an xdmMeta already."""
+    document = json.loads(ADOBE_RECORD.read_bytes())
+    del document["body"]["xdmEntity"]["workEmail"]
+    meta = document["body"]["xdmMeta"]
+    meta["identityMap"] = {"ECID": [{"id": "11", "primary": True}], "Email": [{"id": "a@x.org"}]}
+    record = adobe_parser.parse(json.dumps(document).encode())
+    assert record.primary_identity == ("ECID", "11")
+    assert record.identities == (("ECID", "11"), ("Email", "a@x.org"))
+    assert "identityMap" not in record.entity  # the entity as sent
+    # The entity's own identityMap wins: xdmMeta's is not read then.
+    document["body"]["xdmEntity"]["identityMap"] = {"CRMID": [{"id": "C1", "primary": True}]}
+    record = adobe_parser.parse(json.dumps(document).encode())
+    assert (record.primary_identity, record.identities) == (("CRMID", "C1"), (("CRMID", "C1"),))
+    # A bare record has no envelope: an `xdmMeta` field of it is an attribute like any other.
+    bare = {"person": {"name": {"firstName": "Jane"}}, "xdmMeta": meta}
+    error = error_of(adobe_parser, json.dumps(bare).encode(), dataset="{DATASET_ID}")
+    assert error.message == "a profile needs exactly one primary identity: no identities"
+
+
+def test_adobes_tutorial_record_parses_unchanged_keyed_by_its_work_email(adobe_parser):
+    payload = ADOBE_RECORD.read_bytes()
+    record = adobe_parser.parse(payload, {}, "m1", PUBLISH_TIME)
+    assert record.dataset == "{DATASET_ID}" and record.kind == "profile" and record.feeds_profile
+    assert record.primary_identity == ("Email", "janedoe@example.com")
+    assert record.identities == (("Email", "janedoe@example.com"),)
+    assert record.refused_identities == ()
+    assert record.entity == json.loads(payload)["body"]["xdmEntity"]  # unchanged
+    assert record.payload == payload
+    assert record.record_time == PUBLISH_TIME  # no modifyDate, no header timestamp
+
+
+def test_identity_fields_come_beside_the_identity_map(adobe_parser):
+    document = json.loads(ADOBE_RECORD.read_bytes())
+    document["body"]["xdmEntity"]["identityMap"] = {"ECID": [{"id": "11"}, {"id": "0000"}]}
+    record = adobe_parser.parse(json.dumps(document).encode())
+    assert record.primary_identity == ("Email", "janedoe@example.com")  # the field is primary
+    assert record.identities == (("ECID", "11"), ("Email", "janedoe@example.com"))
+    assert record.refused_identities == (("ECID", "0000", "blocked"),)
+    # A primary in the identityMap too: two primaries.
+    document["body"]["xdmEntity"]["identityMap"] = {"ECID": [{"id": "11", "primary": True}]}
+    error = error_of(adobe_parser, json.dumps(document).encode())
+    assert (error.error_class, error.pointer) == ("identity", "/identityMap")
+    assert error.message == "a profile needs exactly one primary identity: 2 marked primary"
+    # No work email: the record has no identity at all.
+    del document["body"]["xdmEntity"]["workEmail"]
+    del document["body"]["xdmEntity"]["identityMap"]
+    error = error_of(adobe_parser, json.dumps(document).encode())
+    assert error.message == "a profile needs exactly one primary identity: no identities"
+
+
+@pytest.mark.parametrize(
+    "value, why",
+    [("anonymous", "blocked"), ("Null", "blocked"), ("0000", "blocked"), ("x" * 1025, "too_long")],
+)
+def test_a_refused_primary_value_makes_a_record_for_the_lake_only(parser, value, why):
+    identity_map = {
+        "Email": [{"id": value, "primary": True}],
+        "ECID": [{"id": "11"}, {"id": "null"}],
+        "Phone": [{"id": "TEST@example.com"}],  # the example catalog's own pattern
+    }
+    record = parser.parse(crm_envelope(identity_map))
+    assert record.primary_identity is None and record.feeds_profile
+    assert record.identities == (("ECID", "11"),)
+    assert sorted(record.refused_identities) == sorted(
+        [
+            ("Email", value, why),
+            ("ECID", "null", "blocked"),
+            ("Phone", "TEST@example.com", "blocked"),
+        ]
+    )
+
+
+def test_a_lake_only_dataset_checks_no_identity(parser):
+    """Its identities are not linked, so none is checked nor refused."""
+    line = example_lines("records-bare.jsonl")[0]
+    entity = json.loads(line)
+    entity["identityMap"] = {"ECID": [{"id": "anonymous"}, {"id": "0"}]}
+    record = parser.parse(json.dumps(entity).encode(), {"dataset": "web-events-archive"})
+    assert (record.primary_identity, record.identities, record.refused_identities) == (
+        None,
+        (),
+        (),
+    )
+
+
+@pytest.mark.parametrize(
+    "identity_map, message",
+    [
+        (
+            {"Email": [{"id": "a@x.org"}], "ECID": [{"id": "11"}]},
+            "a profile needs exactly one primary identity: none marked primary among 2",
+        ),
+        (
+            {
+                "Email": [{"id": "a@x.org", "primary": True}],
+                "ECID": [{"id": "11", "primary": True}],
+            },
+            "a profile needs exactly one primary identity: 2 marked primary",
+        ),
+        ({}, "a profile needs exactly one primary identity: no identities"),
+    ],
+)
+def test_not_exactly_one_primary_is_an_identity_error(parser, identity_map, message):
+    error = error_of(parser, crm_envelope(identity_map))
+    assert (error.error_class, error.message, error.pointer) == (
+        "identity",
+        message,
+        "/identityMap",
+    )
+    assert error.dataset == "crm-profiles"
+
+
+def test_the_sample_streams_record_without_a_primary_says_so(parser):
+    error = error_of(parser, example_lines("records.jsonl")[23])
+    assert error.error_class == "identity"
+    assert error.message == (
+        "a profile needs exactly one primary identity: none marked primary among 2"
+    )
+
+
+def test_identity_too_long_is_a_namespace_over_256_characters(parser):
+    error = error_of(parser, crm_envelope({"N" * 257: [{"id": "1", "primary": True}]}))
+    assert (error.error_class, error.pointer) == ("identity_too_long", "/identityMap")
+    assert "longer than 256 characters" in error.message
+    record = parser.parse(crm_envelope({"N" * 256: [{"id": "1", "primary": True}]}))
+    assert record.primary_identity == ("N" * 256, "1")
+
+
+def test_more_than_20_identities_are_too_many_wherever_they_are(adobe_parser):
+    document = json.loads(ADOBE_RECORD.read_bytes())
+    document["body"]["xdmEntity"]["identityMap"] = {"ECID": [{"id": str(n)} for n in range(20)]}
+    error = error_of(adobe_parser, json.dumps(document).encode())  # 20 + the work email
+    assert error.error_class == "too_many_identities" and "21 identities" in error.message
+    document["body"]["xdmEntity"]["identityMap"]["ECID"].pop()
+    assert adobe_parser.parse(json.dumps(document).encode()).primary_identity
+
+
 def test_schema_violation_names_the_field_by_json_pointer(parser):
     error = error_of(parser, example_lines("records.jsonl")[21])
     assert error.error_class == "schema_violation"
