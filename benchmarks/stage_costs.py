@@ -66,13 +66,12 @@ def print_table(figures):
 def measure(count, seed):
     import pyarrow as pa
 
-    from benchmarks.worker_path import _no_io_merge_fn
-    from domain import merge
     from domain.catalog import Catalog
     from domain.lake_schema import arrow_schema, row_converter
     from domain.parsing import RecordParser
+    from domain.profile_writes import PendingRows, fragment_cells
     from domain.records import RecordError
-    from transforms.profile_store import MAX_UPDATES_UNWRITTEN, keyed_by_person
+    from transforms.profile_store import MAX_ROWS_UNWRITTEN
     from transforms.read import message_from_proto
 
     catalog = Catalog.load(str(harness.ROOT / harness.CATALOG))
@@ -81,12 +80,7 @@ def measure(count, seed):
     parser = RecordParser(catalog)
     schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
     converters = {d: row_converter(schema) for d, schema in schemas.items()}
-    merger = _no_io_merge_fn(
-        merge.MergePolicy(tuple(catalog.dataset_precedence)),
-        {d.id: d.retention_days for d in catalog.datasets.values()},
-    )
-    merger.setup()
-    merger.start_bundle()
+    retention = {d.id: d.retention_days for d in catalog.datasets.values()}
     gc.collect()
     gc.freeze()
     steps = []
@@ -124,14 +118,22 @@ def measure(count, seed):
             rows.setdefault(record.dataset, []).append(converters[record.dataset](record.entity))
         return rows
 
-    def fold(keyed):
-        states = {}
-        for number, (key, update) in enumerate(keyed, 1):
-            merger.pending.fold(
-                key, update, states.setdefault(key, merge.ProfileState()), lambda key: None
-            )
-            if number % MAX_UPDATES_UNWRITTEN == 0:  # as the pipeline does
-                merger.write_rows()
+    def profile_cells(items):
+        # as WriteProfiles' DoFn: records that feed profiles, with an accepted primary
+        return [
+            fragment_cells(r, retention[r.dataset])
+            for r in items
+            if r.feeds_profile and r.primary_identity is not None
+        ]
+
+    def pending_rows(cells_of_records):
+        pending = PendingRows()
+        for cells in cells_of_records:
+            for key, cell in cells:
+                pending.add(key, cell)
+            if len(pending) >= MAX_ROWS_UNWRITTEN:  # as the pipeline does
+                pending.take()
+        pending.take()
 
     decoded = step(
         "decode Pub/Sub proto (message_from_proto)",
@@ -148,12 +150,8 @@ def measure(count, seed):
             for dataset, dataset_rows in rows.items()
         ],
     )
-    keyed = step(
-        "key by person (ProfileUpdate)",
-        records,
-        lambda items: [pair for r in items for pair in keyed_by_person(r)],
-    )
-    step("merge + Bigtable mutations (fold)", keyed, fold)
+    cells = step("profile cells (fragment_cells)", records, profile_cells)
+    step("Bigtable mutations (PendingRows.add)", cells, pending_rows)
     return steps
 
 

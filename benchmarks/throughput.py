@@ -18,8 +18,9 @@ a plain Python consumer doing the same work (the floor).
 4. The floor, in a child process of its own: pulls the same backlog from the second
    subscription with google-cloud-pubsub (max_messages 1000 per pull), and for each
    message RecordParser.parse + domain.lake_schema.row_converter (or to_error_row for a
-   failure); per pull, one Bigtable MutateRows of the rows of the profile-enabled
-   records (their attributes or event cells; no merge, no read), then an ack; at the end
+   failure); per pull, the cells of the profile-enabled records (domain.profile_writes:
+   fragment_cells into PendingRows, the pipeline's own blind writes) in one Bigtable
+   MutateRows (mutation_batches), then an ack; at the end
    one Parquet file per dataset. Its VmHWM is its own.
 
 Figures: events/s from the pipeline's start (its process start to the last row counted:
@@ -310,16 +311,13 @@ def run_floor(count):
     import pyarrow as pa
     import pyarrow.parquet as pq
     from google.cloud import pubsub_v1
-    from google.cloud.bigtable.row import DirectRow
 
     from domain.catalog import Catalog
     from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA, error_row
     from domain.lake_schema import arrow_schema, row_converter
     from domain.parsing import RecordParser
-    from domain.profile_table import ATTRIBUTES_FAMILY, event_column, events_family, row_key
-    from domain.profile_writes import leaf_attributes
+    from domain.profile_writes import PendingRows, fragment_cells, mutation_batches
     from domain.records import FailedMessage, RecordError
-    from domain.times import micros as _micros
     from ingest.clients import open_table
     from transforms.validate import STEP, _plain_datetime
 
@@ -344,7 +342,7 @@ def run_floor(count):
             request={"subscription": subscription, "max_messages": PULL_MAX_MESSAGES}, timeout=30
         )
         pulls += 1
-        mutations = {}
+        pending = PendingRows()
         for received in response.received_messages:
             message = received.message
             if message.message_id in seen:
@@ -370,34 +368,20 @@ def run_floor(count):
                 _ingested_at=datetime.datetime.now(datetime.timezone.utc),
             )
             rows_by_dataset.setdefault(record.dataset, []).append(row)
-            if record.feeds_profile:
-                key = row_key(*record.primary_identity)
-                direct = mutations.setdefault(key, DirectRow(key))
-                if record.kind == "event":
-                    direct.set_cell(
-                        events_family(retention[record.dataset]),
-                        event_column(_micros(record.record_time), record.entity.get("_id", "")),
-                        json.dumps({"dataset": record.dataset, "event": record.entity}),
-                        timestamp=record.record_time,
+            if record.feeds_profile and record.primary_identity is not None:
+                for key, cell in fragment_cells(record, retention[record.dataset]):
+                    pending.add(key, cell)
+        if len(pending):
+            rows = pending.take()
+            bigtable_rows += len(rows)
+            for batch in mutation_batches(rows):
+                statuses = table.mutate_rows(batch)
+                mutate_calls += 1
+                failed_rows = [s for s in statuses if s.code != 0]
+                if failed_rows:
+                    raise RuntimeError(
+                        f"{len(failed_rows)} Bigtable mutations failed: {failed_rows[0].message}"
                     )
-                else:
-                    for pointer, value in leaf_attributes(record.entity):
-                        if not pointer.startswith("/identityMap/"):
-                            direct.set_cell(
-                                ATTRIBUTES_FAMILY,
-                                pointer.encode("utf-8"),
-                                json.dumps({"value": value, "dataset": record.dataset}),
-                                timestamp=record.record_time,
-                            )
-        if mutations:
-            statuses = table.mutate_rows(list(mutations.values()))
-            mutate_calls += 1
-            bigtable_rows += len(mutations)
-            failed_rows = [s for s in statuses if s.code != 0]
-            if failed_rows:
-                raise RuntimeError(
-                    f"{len(failed_rows)} Bigtable mutations failed: {failed_rows[0].message}"
-                )
         if response.received_messages:
             subscriber.acknowledge(
                 request={
