@@ -125,11 +125,14 @@ class _MergeIntoBigtableFn(beam.DoFn):
         state = stored.read()
         if state is None:
             state = self.stored_profile(key)
-        _profiles_counter(self.pending.fold(key, update, state, self.table.read_row)).inc()
+        _profiles_counter(self.pending.fold(key, update, state, self.read_row)).inc()
         stored.write(state)
         self.updates_unwritten += 1
         if self.updates_unwritten >= MAX_UPDATES_UNWRITTEN:
             self.write_rows()
+
+    def read_row(self, key):
+        return self.table.read_row(key)
 
     def stored_profile(self, key):
         """The person's ProfileState as the table has it (the first record of a person
