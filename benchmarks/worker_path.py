@@ -17,7 +17,7 @@ What is measured, in both modes:
   up to 500 rows), then the Parquet files of each dataset and window written to a
   temporary folder (WriteParquetPartitions in Beam; one pq.write_table per dataset at the
   end in the floor);
-- the dead letter's rows: transforms.dead_letter.to_error_row, and their Parquet file;
+- the dead letter's rows: transforms.dead_letter.error_tables, and their Parquet file;
 - the profile merge: WriteProfiles' KeyByPerson, then _MergeIntoBigtableFn's fold
   (domain.profile_writes.PendingRows.fold: merge.apply on a ProfileState and the
   Bigtable DirectRow mutations it builds), with
@@ -265,7 +265,7 @@ def run_beam(inputs, catalog, lake):
 
     from domain import merge
     from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
-    from transforms.dead_letter import to_error_row
+    from transforms.dead_letter import error_tables
     from transforms.lake import WriteToLake
     from transforms.profile_store import key_by_person
     from transforms.read import _ReadFromPubSub
@@ -298,7 +298,7 @@ def run_beam(inputs, catalog, lake):
     _ = (
         (records.failed, lake_out["failed"])
         | "CollectFailures" >> beam.Flatten()
-        | "ToErrorRows" >> beam.Map(to_error_row)
+        | "ToErrorRows" >> error_tables()
         | "WriteErrorFiles" >> WriteParquetPartitions(lake, {ERRORS_DATASET: ERRORS_SCHEMA}, 5)
     )
     result = pipeline.run()
