@@ -17,7 +17,7 @@ a plain Python consumer doing the same work (the floor).
    Reads the pipeline process's VmHWM (peak resident memory) from /proc before stopping it.
 4. The floor, in a child process of its own: pulls the same backlog from the second
    subscription with google-cloud-pubsub (max_messages 1000 per pull), and for each
-   message RecordParser.parse + domain.lake_schema.row_converter (or to_error_row for a
+   message RecordParser.parse + domain.lake_schema.row_converter (or error_row for a
    failure); per pull, the cells of the profile-enabled records (domain.profile_writes:
    fragment_cells into PendingRows, the pipeline's own blind writes) in one Bigtable
    MutateRows (mutation_batches), then an ack; at the end

@@ -19,7 +19,7 @@ What is measured, in both modes:
   up to 500 rows), then the Parquet files of each dataset and window written to a
   temporary folder (WriteParquetPartitions in Beam; one pq.write_table per dataset at the
   end in the floor);
-- the dead letter's rows: transforms.dead_letter.to_error_row, and their Parquet file;
+- the dead letter's rows: transforms.dead_letter.error_tables, and their Parquet file;
 - the profile branch, writes included (profile_step_beam / ProfileFloor): the pipeline's
   own WriteProfiles in the Beam mode, its _WriteFragmentsFn called in a loop in the
   floor, each writing to a table of its own on the Bigtable emulator with MutateRows.
@@ -379,7 +379,7 @@ def run_beam(inputs, catalog, lake, table_id):
     from apache_beam.runners.portability.fn_api_runner import worker_handlers
 
     from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
-    from transforms.dead_letter import to_error_row
+    from transforms.dead_letter import error_tables
     from transforms.lake import WriteParquetPartitions, WriteToLake
     from transforms.read import _ReadFromPubSub
     from transforms.validate import ParseAndValidate
@@ -403,7 +403,7 @@ def run_beam(inputs, catalog, lake, table_id):
     _ = (
         (records.failed, lake_out["failed"])
         | "CollectFailures" >> beam.Flatten()
-        | "ToErrorRows" >> beam.Map(to_error_row)
+        | "ToErrorRows" >> error_tables()
         | "WriteErrorFiles" >> WriteParquetPartitions(lake, {ERRORS_DATASET: ERRORS_SCHEMA}, 5)
     )
     result = pipeline.run()

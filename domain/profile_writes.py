@@ -72,7 +72,9 @@ def leaf_attributes(entity):
 
 def _collect_leaves(value, pointer, leaves):
     for key, child in value.items():
-        child_pointer = pointer + "/" + pointer_token(key)
+        # Most keys need no escaping: the check is cheaper than escaping every one.
+        token = pointer_token(key) if "~" in key or "/" in key else key
+        child_pointer = pointer + "/" + token
         if isinstance(child, dict) and child:
             _collect_leaves(child, child_pointer, leaves)
         else:

@@ -76,3 +76,7 @@ def _configure_logging():
         logger.addHandler(_StderrHandler())
         logger.setLevel(logging.INFO)
         logger.propagate = False
+
+
+if __name__ == "__main__":
+    sys.exit(main())

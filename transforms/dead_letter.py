@@ -9,6 +9,7 @@ import pyarrow as pa
 from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import window
+from apache_beam.utils.windowed_value import WindowedValue
 
 from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA, dead_letter_attributes, error_row
 from domain.lake_files import arrow_ipc_bytes
@@ -33,7 +34,7 @@ class DeadLetter(beam.PTransform):
         )
         return (
             counted
-            | "ToErrorRows" >> beam.Map(to_error_row)
+            | "ToErrorRows" >> error_tables()
             | "WriteErrorFiles"
             >> WriteParquetPartitions(
                 self.lake_path, {ERRORS_DATASET: ERRORS_SCHEMA}, self.window_seconds
@@ -45,12 +46,39 @@ def to_pubsub_message(failed):
     return PubsubMessage(failed.payload, dead_letter_attributes(failed))
 
 
-def to_error_row(failed):
-    """((`_errors`, shard 0), a one-row table as IPC bytes), stamped with the time the
-    dead letter took it in: the lake writer's one input form."""
-    ingested_at = time.time()
-    table = pa.Table.from_pylist([error_row(failed, ingested_at)], schema=ERRORS_SCHEMA)
-    return window.TimestampedValue(((ERRORS_DATASET, 0), arrow_ipc_bytes(table)), ingested_at)
+def error_tables():
+    """FailedMessages -> ((`_errors`, shard 0), Arrow table of their rows as IPC bytes): the
+    lake writer's one input form, a table per bundle (or per BATCH messages) rather than
+    per message, stamped with the time the first of them was taken in."""
+    return beam.ParDo(_ErrorTablesFn())
+
+
+class _ErrorTablesFn(beam.DoFn):
+    BATCH = 500
+    _GLOBAL_WINDOWS = (window.GlobalWindow(),)  # WriteParquetPartitions windows by the stamp
+
+    def start_bundle(self):
+        self.rows, self.first_taken_in = [], None
+
+    def process(self, failed):
+        taken_in = time.time()
+        if self.first_taken_in is None:
+            self.first_taken_in = taken_in
+        self.rows.append(error_row(failed, taken_in))
+        if len(self.rows) >= self.BATCH:
+            yield self._table()
+
+    def finish_bundle(self):
+        if self.rows:
+            yield self._table()
+
+    def _table(self):
+        table = pa.Table.from_pylist(self.rows, schema=ERRORS_SCHEMA)
+        stamped = WindowedValue(
+            ((ERRORS_DATASET, 0), arrow_ipc_bytes(table)), self.first_taken_in, self._GLOBAL_WINDOWS
+        )
+        self.rows, self.first_taken_in = [], None
+        return stamped
 
 
 def _count(failed):

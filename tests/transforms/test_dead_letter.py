@@ -8,14 +8,16 @@ import time
 import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
+from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.test_stream import TestStream
+from apache_beam.testing.util import assert_that
 
 from domain.dead_letters import ERRORS_DATASET, ERRORS_SCHEMA
 from domain.parsing import RecordParser
 from domain.records import FailedMessage, RecordError, Violation
 from helpers.beam_testing import streaming_pipeline
 from helpers.pubsub_messages import sample_messages
-from transforms.dead_letter import to_error_row, to_pubsub_message
+from transforms.dead_letter import error_tables, to_pubsub_message
 from transforms.lake import WriteParquetPartitions
 
 
@@ -57,7 +59,7 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
         _ = (
             p
             | stream
-            | beam.Map(to_error_row)
+            | error_tables()
             | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60)
         )
     files = glob.glob(f"{tmp_path}/_errors/date=*/hour=*/part-*.parquet")
@@ -85,27 +87,41 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
     assert dict(violation["attributes"]) == {"n": "21"}
 
 
-def test_an_error_row_travels_as_the_lake_writers_input_stamped_when_taken_in():
-    failed = FailedMessage(
-        b"{",
-        {"dataset": "d"},
-        "not_json",
-        "message is not JSON",
-        "",
-        "parse_and_validate",
-        "d",
-        [Violation("/a", "type", "bad")],
-        "m-1",
-    )
+def test_error_rows_travel_as_the_lake_writers_input_a_table_per_bundle_stamped_when_taken_in():
+    failures = [
+        FailedMessage(
+            b"{",
+            {"dataset": "d"},
+            "not_json",
+            "message is not JSON",
+            "",
+            "parse_and_validate",
+            "d",
+            [Violation("/a", "type", "bad")],
+            f"m-{number}",
+        )
+        for number in range(3)
+    ]
     before = time.time()
-    stamped = to_error_row(failed)
-    after = time.time()
-    (dataset, shard), encoded = stamped.value
-    assert (dataset, shard) == (ERRORS_DATASET, 0)
-    assert before <= stamped.timestamp.micros / 1e6 <= after + 1e-6
-    table = pa.ipc.open_stream(encoded).read_all()
-    assert table.schema.equals(ERRORS_SCHEMA) and table.num_rows == 1
-    row = table.to_pylist()[0]
-    assert (row["payload"], row["error_class"], row["_message_id"]) == (b"{", "not_json", "m-1")
-    assert row["errors"] == [{"pointer": "/a", "keyword": "type", "message": "bad"}]
-    assert abs(row["_ingested_at"].timestamp() - stamped.timestamp.micros / 1e6) < 1e-3
+
+    def check(stamped_tables):
+        assert len(stamped_tables) == 1  # one bundle, one table
+        ((dataset, shard), encoded), stamp = stamped_tables[0]
+        assert (dataset, shard) == (ERRORS_DATASET, 0)
+        assert before <= stamp <= time.time() + 1e-6
+        table = pa.ipc.open_stream(encoded).read_all()
+        assert table.schema.equals(ERRORS_SCHEMA) and table.num_rows == 3
+        rows = table.to_pylist()
+        assert [(r["payload"], r["error_class"], r["_message_id"]) for r in rows] == [
+            (b"{", "not_json", f"m-{number}") for number in range(3)
+        ]
+        assert rows[0]["errors"] == [{"pointer": "/a", "keyword": "type", "message": "bad"}]
+
+    with TestPipeline() as p:
+        stamped = (
+            p
+            | beam.Create(failures, reshuffle=False)
+            | error_tables()
+            | beam.Map(lambda table, at=beam.DoFn.TimestampParam: (table, at.micros / 1e6))
+        )
+        assert_that(stamped, check)
