@@ -1,153 +1,205 @@
 """transforms/profile_store.py: WriteProfiles on Beam's TestStream against the real
-Bigtable emulator.
+Bigtable emulator, read back with domain/profile_lookup.read_profile.
 
-The same records, reordered, redelivered and with equal timestamps, must leave the same
-rows, cell for cell; upserts and deletes must do what the README says; every identity of
-a profile must lead to it. The stream and the run: helpers/profile_streams.py.
+The table must hold exactly the records' fragments (domain/profile_writes.fragment_cells),
+whatever the order and however often a record is redelivered, equal times included; a
+lookup by every identity of a person must give one and the same unified profile, the one
+the pure merge gives over the cells; a refused primary must write nothing.
+The lookup's bounds: test_profile_lookup_bounds.py.
 """
 
 import random
-import uuid
 
 import pytest
 
+from domain import merge
 from domain.parsing import RecordParser
-from domain.profile_table import read_profile
-from helpers.profile_streams import profile_record, run_and_read, sample_stream
+from domain.profile_lookup import graph_summary, read_profile
+from helpers.profile_streams import profile_record, sample_stream
+from tests.domain import graph_strategies as gs
+from tests.transforms.emulator_writes import (
+    cells_of,
+    crm_record,
+    expected_cells,
+    identities_of,
+    parse_all,
+    web_event,
+    write,
+)
 
 pytestmark = pytest.mark.integration
 
+ADA = ("Email", "ada@example.com")
+ADA_ECID = ("ECID", "71093246781113257349180312436890116545")
+ADA_CRMID = ("CRMID", "CRM-000815")
 
-def test_order_redelivery_and_ties_leave_the_same_rows(emulators, catalog):
+
+def profiles_by_identity(table, catalog, identities):
+    return {identity: read_profile(table, catalog, *identity) for identity in identities}
+
+
+def without_lookup(profile):
+    """The profile but what the lookup read (which depends on where it started)."""
+    return {k: v for k, v in profile.items() if k != "lookup"}
+
+
+@pytest.fixture(scope="module")
+def sample(emulators, catalog):
+    """The sample stream written once, in one bundle (so that its counters are whole):
+    (records, table, cells, counters)."""
     records = sample_stream(catalog)
-    _, in_order = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
-    for seed in (1, 2):
-        rng = random.Random(seed)
-        shuffled = records + rng.sample(records, len(records) // 3)  # redeliveries
-        rng.shuffle(shuffled)
-        _, reordered = run_and_read(shuffled, catalog, f"p-{uuid.uuid4().hex[:6]}")
-        assert reordered == in_order
+    table, counters = write(records, catalog, bundle=len(records))
+    return records, table, cells_of(table), counters
 
 
-def test_writing_within_a_bundle_leaves_the_same_rows(emulators, catalog, monkeypatch):
-    from transforms import profile_store
-
-    records = sample_stream(catalog)
-    _, at_bundle_end = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
-    monkeypatch.setattr(profile_store, "MAX_UPDATES_UNWRITTEN", 2)
-    _, every_two = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
-    assert every_two == at_bundle_end
-
-
-def test_a_restart_takes_up_the_stored_rows_and_leaves_the_same_rows(emulators, catalog):
-    # A new pipeline starts with empty state: each person's state is read back from the
-    # table (profile_table.state_from_row). Stored cells carry no tie-break, so the two
-    # records with the very same time are left out here.
-    records = [r for r in sample_stream(catalog) if not r.entity["_id"].startswith("tie-")]
-    _, at_once = run_and_read(records, catalog, f"p-{uuid.uuid4().hex[:6]}")
-    rng = random.Random(3)
-    for _ in range(2):
-        shuffled = rng.sample(records, len(records))
-        half = len(shuffled) // 2
-        table_id = f"p-{uuid.uuid4().hex[:6]}"
-        run_and_read(shuffled[:half], catalog, table_id)
-        _, restarted = run_and_read(shuffled[half:], catalog, table_id)
-        assert restarted == at_once
+def test_the_table_holds_exactly_the_records_fragments(sample, catalog):
+    records, _, cells, counters = sample
+    assert cells == expected_cells(records, catalog)
+    stored = [r for r in records if r.feeds_profile]
+    assert counters["profiles/merge"] == sum(r.operation == "merge" for r in stored)
+    assert counters["profiles/create"] == counters["profiles/delete"] == 1
+    families = {family for row in cells.values() for family in row}
+    assert families == {"rec", "link", "del", "events_90d"}
 
 
-def test_merged_profiles_upserts_deletes_and_lookup_by_any_identity(emulators, catalog):
-    table, _ = run_and_read(sample_stream(catalog), catalog, f"p-{uuid.uuid4().hex[:6]}")
-
-    ada = read_profile(table, "Email", "ada@example.com")
-    attributes = {p: a["value"] for p, a in ada["attributes"].items()}
-    assert attributes["/loyalty/points"] == 1650  # newest of three records
-    assert attributes["/homeAddress/city"] == "Cambridge"
-    assert attributes["/mobilePhone/number"] == "+447700900815"  # only the second had it
-    assert ada["attributes"]["/loyalty/points"]["dataset"] == "crm-profiles"
-    assert [e["_id"] for e in ada["events"]] == [
-        "evt-ada-0005",
-        "evt-ada-0004",
-        "evt-ada-0003",
-        "evt-ada-0002",
-        "evt-ada-0001",
-    ]
-    assert ("CRMID", "CRM-000815") in {(i["namespace"], i["id"]) for i in ada["identities"]}
-    for identity in ada["identities"]:  # every linked identity finds her
-        found = read_profile(table, identity["namespace"], identity["id"])
-        assert found is not None and found["key"] == ada["key"]
-
-    grace = read_profile(table, "Email", "grace@example.com")
-    tie_winner = max(["silver", "platinum"], key=lambda tier: _tiebreak_of(catalog, tier))
-    assert grace["attributes"]["/loyalty/tier"]["value"] == tie_winner
-
-    alan = read_profile(table, "Email", "alan@example.com")
-    assert {p: a["value"] for p, a in alan["attributes"].items() if not p.startswith("/_")} == {
-        "/person/name/firstName": "Alan",
-        "/loyalty/points": 7,
-    }
-
-    gone = read_profile(table, "Email", "gone@example.com")
-    assert {p: a["value"] for p, a in gone["attributes"].items() if not p.startswith("/_")} == {
-        "/loyalty/points": 3
-    }
+def test_every_identity_of_a_person_finds_one_and_the_same_profile(sample, catalog):
+    _, table, cells, _ = sample
+    profiles = profiles_by_identity(table, catalog, identities_of(cells))
+    for start, profile in profiles.items():
+        members = [(i["namespace"], i["id"]) for i in profile["identities"]]
+        assert start in members
+        for member in members:
+            assert without_lookup(profiles[member]) == without_lookup(profile), (start, member)
+        # What the pure functions give over the cells, walked without bounds.
+        pure = gs.lookup(cells, start, catalog.identity_rules, catalog.dataset_precedence)
+        assert {k: profile[k] for k in ("attributes", "identities", "events")} == pure.profile
+        assert profile["graph"] == graph_summary(pure.graph)
+        assert profile["lookup"]["complete"] is True
 
 
-def _tiebreak_of(catalog, tier):
-    from domain import merge
+def test_ada_by_every_identity(sample, catalog):
+    _, table, _, _ = sample
+    for identity in (ADA, ADA_ECID, ADA_CRMID):
+        ada = read_profile(table, catalog, *identity)
+        assert [(i["namespace"], i["id"]) for i in ada["identities"]] == [ADA_CRMID, ADA_ECID, ADA]
+        attributes = {p: a["value"] for p, a in ada["attributes"].items()}
+        assert attributes["/loyalty/points"] == 1650  # the newest of her three records
+        assert attributes["/homeAddress/city"] == "Cambridge"
+        assert attributes["/mobilePhone/number"] == "+447700900815"  # only the second had it
+        assert not [p for p in attributes if p.startswith(("/_id", "/_repo", "/identityMap"))]
+        points = ada["attributes"]["/loyalty/points"]
+        assert (points["dataset"], points["identity"]) == ("crm-profiles", list(ADA))
+        assert points["time"] == "2026-11-09T16:30:00+00:00"
+        # Her events, whichever identity keyed them: ECID (1, 2) or Email (3, 4, 5).
+        assert [e["_id"] for e in ada["events"]] == [f"evt-ada-000{n}" for n in (5, 4, 3, 2, 1)]
+        assert ada["lookup"]["complete"] is True
 
+
+def tiebreak_of(catalog, record_id, tier):
     record = RecordParser(catalog).parse(
         profile_record(
-            "tie-1" if tier == "silver" else "tie-2",
-            "2026-11-20T00:00:00Z",
-            "grace@example.com",
-            loyalty={"tier": tier},
+            record_id, "2026-11-20T00:00:00Z", "grace@example.com", loyalty={"tier": tier}
         )
     )
     return merge.order_key(0, record.dataset, record.entity).tiebreak
 
 
-def test_profile_updates_cross_the_shuffle_as_they_were_made(catalog):
-    import typing
-
-    import apache_beam as beam
-
-    from domain import merge
-    from domain.profile_writes import ProfileUpdate
-    from domain.records import RecordError
-    from helpers.json_equality import same
-    from ingest.dev.generate import RecordGenerator
-    from transforms.profile_store import ProfileUpdateCoder, key_by_person
-
-    parser = RecordParser(catalog)
-    updates = []
-    for generated in RecordGenerator(seed=3).messages(400):
-        try:
-            record = parser.parse(generated.payload, {"dataset": generated.dataset})
-        except RecordError:
-            continue
-        if record.feeds_profile:
-            updates.append(ProfileUpdate.of(record))
-    assert {u.kind for u in updates} == {"profile", "event"}
-    odd_values = (
-        ("/a", 2**70),
-        ("/b", -0.0),
-        ("/c", float("nan")),
-        ("/d", 1e-7),
-        ("/e", {"z": [True, None, 1, 1.0, "é\u2028"], "a": {}}),
-        ("/f", []),
-        ("/g", False),
-        ("/h", "x" * 5000),
+def test_equal_times_creates_and_deletes(sample, catalog):
+    _, table, _, _ = sample
+    grace = read_profile(table, catalog, "Email", "grace@example.com")
+    winner = max(
+        [("tie-1", "silver"), ("tie-2", "platinum")], key=lambda t: tiebreak_of(catalog, *t)
     )
-    updates.append(updates[0]._replace(attributes=odd_values, operation="delete"))
-    coder = beam.coders.registry.get_coder(ProfileUpdate)
-    assert isinstance(coder, ProfileUpdateCoder)
-    for update in updates:
-        decoded = coder.decode(coder.encode(update))
-        assert type(decoded) is ProfileUpdate and type(decoded.order) is merge.OrderKey
-        assert same(tuple(decoded), tuple(update)), update
+    assert grace["attributes"]["/loyalty/tier"]["value"] == winner[1]
 
-    keyed = beam.Pipeline() | beam.Create([]) | key_by_person()
-    assert beam.coders.registry.get_coder(keyed.element_type) == beam.coders.TupleCoder(
-        [beam.coders.BytesCoder(), ProfileUpdateCoder()]
+    # A create replaces what Alan's Email had; a later merge adds to it. Exactly these:
+    # no record metadata.
+    alan = read_profile(table, catalog, "Email", "alan@example.com")
+    assert {p: a["value"] for p, a in alan["attributes"].items()} == {
+        "/person/name/firstName": "Alan",
+        "/loyalty/points": 7,
+    }
+    # A delete removes what came before it; the record after it starts anew.
+    gone = read_profile(table, catalog, "Email", "gone@example.com")
+    assert {p: a["value"] for p, a in gone["attributes"].items()} == {"/loyalty/points": 3}
+
+
+def test_order_and_redelivery_change_no_cell_and_no_profile(emulators, catalog, sample):
+    records, _, in_order, _ = sample
+    expected = profiles_by_identity(sample[1], catalog, identities_of(in_order))
+    for seed in (1, 2):
+        rng = random.Random(seed)
+        shuffled = records + rng.sample(records, len(records) // 3)  # redeliveries
+        rng.shuffle(shuffled)
+        table, counters = write(shuffled, catalog, bundle=rng.choice([1, 3, 7]))
+        assert cells_of(table) == in_order  # every cell, its value and its time
+        got = profiles_by_identity(table, catalog, identities_of(in_order))
+        assert {i: without_lookup(p) for i, p in got.items()} == {
+            i: without_lookup(p) for i, p in expected.items()
+        }
+
+
+def test_writing_within_a_bundle_leaves_the_same_cells(emulators, catalog, sample, monkeypatch):
+    from transforms import profile_store
+
+    records, _, in_order, _ = sample
+    monkeypatch.setattr(profile_store, "MAX_ROWS_UNWRITTEN", 2)
+    table, _ = write(records, catalog, bundle=len(records))
+    assert cells_of(table) == in_order
+
+
+def test_a_refused_primary_writes_nothing_and_is_counted(emulators, catalog):
+    payloads = [
+        # An anonymous primary: the accepted ECID is not linked either.
+        crm_record("r1", "2026-11-02T08:00:00Z", ("Email", "anonymous"), ("ECID", "111")),
+        # The catalog's own pattern, on an event.
+        web_event("e1", "2026-11-02T08:00:00Z", ("Email", "Test@Example.com"), ("ECID", "111")),
+        # An all-zero device, with a refused email beside it.
+        web_event("e2", "2026-11-02T08:00:01Z", ("ECID", "0000-0000"), ("Email", "null")),
+    ]
+    refused = parse_all(catalog, payloads)
+    assert [r.primary_identity for r in refused] == [None, None, None]
+    table, counters = write(refused, catalog, bundle=3)
+    assert cells_of(table) == {}
+    assert counters["profiles/primary_identity_refused"] == 3
+    assert counters["identity_refused/blocked"] == 4
+    assert "profiles/merge" not in counters
+
+    # Beside a good record, in the same bundles: only the good one is written.
+    good = parse_all(catalog, [crm_record("r2", "2026-11-02T09:00:00Z", ("Email", "a@x.org"))])
+    table, counters = write(refused + good, catalog, bundle=4)
+    assert cells_of(table) == expected_cells(good, catalog)
+    assert identities_of(cells_of(table)) == [("Email", "a@x.org")]
+    assert counters["profiles/primary_identity_refused"] == 3 and counters["profiles/merge"] == 1
+    table, _ = write(good + refused, catalog, bundle=1)  # in bundles of their own
+    assert cells_of(table) == expected_cells(good, catalog)
+    assert read_profile(table, catalog, "ECID", "111") is None
+    assert read_profile(table, catalog, "Email", "anonymous") is None
+
+
+def test_a_refused_identity_beside_an_accepted_primary_is_not_linked(emulators, catalog):
+    records = parse_all(
+        catalog,
+        [
+            crm_record(
+                "r1",
+                "2026-11-02T08:00:00Z",
+                ("Email", "a@x.org"),
+                ("ECID", "undefined"),
+                loyalty={"points": 1},
+            ),
+            web_event(
+                "e1", "2026-11-02T08:00:01Z", ("ECID", "222"), ("Email", "a@x.org"), ("Phone", "0")
+            ),
+        ],
     )
-    assert typing.get_type_hints(ProfileUpdate)  # still a NamedTuple, fields typed
+    table, counters = write(records, catalog, bundle=2)
+    assert identities_of(cells_of(table)) == [("ECID", "222"), ("Email", "a@x.org")]
+    assert counters["identity_refused/blocked"] == 2
+    profile = read_profile(table, catalog, "ECID", "222")
+    assert [(i["namespace"], i["id"]) for i in profile["identities"]] == [
+        ("ECID", "222"),
+        ("Email", "a@x.org"),
+    ]
+    assert {p: a["value"] for p, a in profile["attributes"].items()} == {"/loyalty/points": 1}
+    assert [e["_id"] for e in profile["events"]] == ["e1"]
