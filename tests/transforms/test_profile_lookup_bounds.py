@@ -94,6 +94,30 @@ def test_a_junk_hub_without_the_unique_rule_stops_at_the_cap(hub, catalog):
     assert {d["rule"] for d in profile["graph"]["dropped"]} == {"max_identities"}
 
 
+def test_a_hub_of_hubs_reads_at_most_max_graph_rows(emulators, catalog):
+    """A device seen with 250 emails, each record also naming 5 devices of its own: the
+    walk reaches 1,500 identities but reads at most MAX_GRAPH_ROWS rows."""
+    payloads = [
+        crm_record(
+            f"g{n}",
+            hub_time(n),
+            ("Email", f"g{n}@x.org"),
+            JUNK,
+            *(("ECID", f"g{n}-{k}") for k in range(5)),
+        )
+        for n in range(250)
+    ]
+    table, _ = write(parse_all(catalog, payloads), catalog, bundle=125)
+    loose = dataclasses.replace(catalog, identity_rules=IdentityRules(max_identities=50))
+    for start in (JUNK, ("Email", "g249@x.org"), ("ECID", "g3-1")):
+        read = read_graph(table, *start, loose.identity_rules)
+        assert read.rows_read <= MAX_GRAPH_ROWS and read.round_trips <= MAX_ROUNDS
+        assert read.complete is False
+        profile = read_profile(table, loose, *start)
+        assert_within_bounds(profile)
+        assert len(profile["identities"]) <= 50
+
+
 def chain_records(catalog, length, prefix):
     """ECIDs c0 - c1 - ... - c<length>, each pair linked by a record of its own."""
     return parse_all(

@@ -203,3 +203,32 @@ def test_a_refused_identity_beside_an_accepted_primary_is_not_linked(emulators, 
     ]
     assert {p: a["value"] for p, a in profile["attributes"].items()} == {"/loyalty/points": 1}
     assert [e["_id"] for e in profile["events"]] == ["e1"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="read_profile returns None (its docstring: 'where nothing is stored of it') when "
+    "every link it read was dropped by a rule and the identity has no record of its own",
+)
+def test_an_identity_whose_every_link_a_rule_dropped_still_has_its_profile(emulators, catalog):
+    """Two Emails on one CRMID (Email is unique in the example catalog): the older email's
+    only link is dropped. Something is stored of it (that link), so its lookup is its own
+    graph, with the dropped link shown, not "nothing stored"."""
+    records = parse_all(
+        catalog,
+        [
+            crm_record("r1", "2026-11-02T08:00:00Z", ("CRMID", "C1"), ("Email", "old@x.org")),
+            crm_record("r2", "2026-11-03T08:00:00Z", ("CRMID", "C1"), ("Email", "new@x.org")),
+        ],
+    )
+    table, _ = write(records, catalog)
+    assert read_profile(table, catalog, "Email", "new@x.org")["identities"] == [
+        {"namespace": "CRMID", "id": "C1"},
+        {"namespace": "Email", "id": "new@x.org"},
+    ]
+    old = read_profile(table, catalog, "Email", "old@x.org")
+    assert old is not None, "read_profile says nothing is stored of an identity with a link"
+    assert old["identities"] == [{"namespace": "Email", "id": "old@x.org"}]
+    assert [(d["to"], d["rule"]) for d in old["graph"]["dropped"]] == [
+        (["Email", "old@x.org"], "unique_namespace")
+    ]
