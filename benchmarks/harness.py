@@ -206,6 +206,11 @@ def profile_record(record_id, email, points):
     return json.dumps(record).encode("utf-8")
 
 
+def bench_email(run_id, number):
+    """The Email identity, primary, of record `number` of a run."""
+    return f"{run_id}-{number}@bench.example.com"
+
+
 def publish_steadily(bench, poller, options, key_of, where):
     """Publishes rate x seconds records, record n due at start + n / rate. Each has its own
     `_id` and Email identity; `key_of(record_id, email)` is what the poller looks for, and
@@ -225,7 +230,7 @@ def publish_steadily(bench, poller, options, key_of, where):
         if due > now:
             time.sleep(due - now)
         record_id = f"bench-{bench.run_id}-{number:06d}"
-        email = f"{bench.run_id}-{number}@bench.example.com"
+        email = bench_email(bench.run_id, number)
         keys[number] = key_of(record_id, email)
         poller.expect(keys[number], number)  # before the publish, so no sighting is missed
         published_at[number] = time.monotonic()
@@ -395,6 +400,16 @@ def describe_machine():
     }
 
 
+def process_cpu_seconds(pid):
+    """User + system CPU seconds of another process so far, from /proc; None if unreadable."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def finish_machine(machine, cpu_before):
     """Adds the load average after, and the CPU this process used since cpu_before."""
     machine["load_average_after"] = round(os.getloadavg()[0], 2)
@@ -417,12 +432,23 @@ def machine_rows(figures):
             f"{machine['load_average_before']} before, "
             f"{machine.get('load_average_after')} after (1 min)",
         ),
-        (
-            "benchmark cpu",
-            f"{machine.get('benchmark_cpu_seconds')} s used by this process "
-            "(publisher and poller) while measuring",
-        ),
+        ("benchmark cpu", cpu_text(machine)),
     ]
+
+
+def cpu_text(machine):
+    if "poller_cpu_seconds" not in machine:
+        return (
+            f"{machine.get('benchmark_cpu_seconds')} s used by this process "
+            "(publisher and poller) while measuring"
+        )
+    text = (
+        f"{machine.get('benchmark_cpu_seconds')} s used by the publisher while measuring, "
+        f"{machine['poller_cpu_seconds']} s by the poller's process"
+    )
+    if "pipeline_cpu_seconds" in machine:
+        text += f", {machine['pipeline_cpu_seconds']} s by the pipeline's"
+    return text
 
 
 def print_rows(title, rows):

@@ -21,6 +21,7 @@ import time
 
 from benchmarks import harness
 from benchmarks.harness import milliseconds, nearest_rank
+from benchmarks.row_poller import RowPollerProcess
 from domain.profile_table import row_key
 
 STATE_DIR = harness.ROOT / ".local-stack-bench"
@@ -42,11 +43,10 @@ def main(argv=None):
         pipeline_arguments,
         f"Starting the pipeline with {options.readers} Pub/Sub reader(s)",
     ) as bench:
-        poller = harness.VisibilityPoller(
-            lambda keys: harness.read_visible(bench.table, keys), POLL_INTERVAL_SECONDS
-        )
+        poller = RowPollerProcess(bench.run_id, POLL_INTERVAL_SECONDS, harness.NAMES)
         poller.start()
         cpu_before = time.process_time()
+        pipeline_cpu_before = harness.process_cpu_seconds(bench.pipeline.pid)
         try:
             publishing = harness.publish_steadily(
                 bench,
@@ -58,11 +58,15 @@ def main(argv=None):
             harness.wait_until_seen(
                 bench, poller, publishing["last_publish"], options.deadline_seconds
             )
+            pipeline_cpu = harness.process_cpu_seconds(bench.pipeline.pid)
         finally:
             poller.stop()
         if poller.error is not None:
             raise poller.error
         harness.finish_machine(machine, cpu_before)
+        machine["poller_cpu_seconds"] = poller.cpu_seconds and round(poller.cpu_seconds, 1)
+        if pipeline_cpu is not None and pipeline_cpu_before is not None:
+            machine["pipeline_cpu_seconds"] = round(pipeline_cpu - pipeline_cpu_before, 1)
         figures = summarize(
             options, command_line, machine, bench.warm_up_seconds, publishing, poller
         )
