@@ -98,7 +98,7 @@ def read_profile(table, catalog, namespace, identity_id, max_events=20):
         fragments[identity_of_row_key(row.row_key)] = Fragment(
             tuple(records_of(row.cells)), tuple(events_of(row.cells))
         )
-    if not fragments and not read.graph.kept:
+    if not fragments and not read.graph.kept and not read.graph.dropped:
         return None
     policy = merge.MergePolicy(tuple(catalog.dataset_precedence))
     profile = unified_profile(read.graph.identities, fragments, policy, max_events)

@@ -205,11 +205,6 @@ def test_a_refused_identity_beside_an_accepted_primary_is_not_linked(emulators, 
     assert [e["_id"] for e in profile["events"]] == ["e1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="read_profile returns None (its docstring: 'where nothing is stored of it') when "
-    "every link it read was dropped by a rule and the identity has no record of its own",
-)
 def test_an_identity_whose_every_link_a_rule_dropped_still_has_its_profile(emulators, catalog):
     """Two Emails on one CRMID (Email is unique in the example catalog): the older email's
     only link is dropped. Something is stored of it (that link), so its lookup is its own
