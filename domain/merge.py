@@ -1,15 +1,16 @@
-"""The profile merge: a pure function of the set of records a person has, in any order.
+"""The profile merge: a pure function of the set of records of a fragment (the records of
+one identity), in any order; domain/unified_profile.py merges a graph's fragments.
 
 Every record has an order key: (record time in microseconds, tie-break), where the
-tie-break is the SHA-256 of the record's dataset and canonical JSON. So two records
-with the same time are ordered the same way on every run, and a record delivered twice
-is the same record.
+tie-break is the SHA-256 of the record's dataset, operation (where not `merge`) and
+canonical JSON. So two records with the same time are ordered the same way on every run,
+and a record delivered twice is the same record.
 
 - `merge` (the default) sets the attributes it carries.
-- `create` replaces the profile's attributes: those of records before it are gone
-  (its identities and events stay).
-- `delete` removes the profile: attributes, linked identities and events before it.
-  Records after a delete start a new profile.
+- `create` replaces the attributes: those of records before it are gone.
+- `delete` removes them all; records older than it have no effect, newer ones start
+  anew. (Its identity's links and events before it go too: domain/identity_graph.py,
+  domain/unified_profile.py.)
 
 Which value of an attribute wins among the records after the last create or delete is
 the merge policy's choice: `timestamp` (the newest record's value), or
@@ -24,8 +25,6 @@ import hashlib
 import typing
 
 from domain import json_codec
-
-MAX_IDENTITIES_PER_PROFILE = 50
 
 
 class OrderKey(typing.NamedTuple):  # tuples: ordered, compared and pickled at C speed
@@ -58,17 +57,14 @@ class MergePolicy:
 class ProfileState:
     candidates: dict = dataclasses.field(default_factory=dict)  # pointer -> {dataset: Candidate}
     reset: OrderKey = None  # the last create or delete: attributes before it are gone
-    deleted: OrderKey = None  # the last delete: identities and events before it are gone
-    identities: dict = dataclasses.field(default_factory=dict)  # (namespace, id) -> OrderKey
+    deleted: OrderKey = None  # the last delete: records before it have no effect
 
-    def winners(self, policy, pointers=None):
-        """pointer -> the Candidate whose value the profile shows (of `pointers` only,
-        when given)."""
+    def winners(self, policy):
+        """pointer -> the Candidate whose value the profile shows."""
         candidates = self.candidates
-        chosen = candidates if pointers is None else [p for p in pointers if p in candidates]
         rank = policy.rank
         winners = {}
-        for pointer in chosen:
+        for pointer in candidates:
             by_dataset = candidates[pointer]
             if len(by_dataset) == 1:  # most attributes come from one dataset: no ranking
                 (winners[pointer],) = by_dataset.values()
@@ -85,32 +81,19 @@ def order_key(record_time_us, dataset, entity, operation="merge"):
     return OrderKey(record_time_us, hashlib.sha256(canonical).hexdigest())
 
 
-def apply(state, policy, key, dataset, operation, attributes, identities):
-    """Folds one record into the state. `attributes`: [(pointer, value)]; `identities`:
-    [(namespace, id)]. Returns the winners before and after, for the caller to diff: of
-    every attribute when the record resets the profile, else of the record's own (no
-    other attribute can change)."""
-    resets = operation in ("create", "delete") and (state.reset is None or key > state.reset)
-    pointers = None if resets else {pointer for pointer, _ in attributes}
-    before = state.winners(policy, pointers)
-    if resets:
+def apply(state, key, dataset, operation, attributes):
+    """Folds one record into the state. `attributes`: [(pointer, value)]."""
+    if operation in ("create", "delete") and (state.reset is None or key > state.reset):
         state.reset = key
         _forget_attributes_before(state, key)
     if operation == "delete" and (state.deleted is None or key > state.deleted):
         state.deleted = key
-        state.identities = {i: k for i, k in state.identities.items() if k >= key}
     if operation != "delete" and (state.reset is None or key >= state.reset):
         for pointer, value in attributes:
             by_dataset = state.candidates.setdefault(pointer, {})
             current = by_dataset.get(dataset)
             if current is None or key > current.key:
                 by_dataset[dataset] = Candidate(key, dataset, value)
-    if operation != "delete" and not is_deleted_before(state, key):
-        for identity in identities:
-            if identity not in state.identities or key > state.identities[identity]:
-                state.identities[identity] = key
-        _keep_newest_identities(state)
-    return before, state.winners(policy, pointers)
 
 
 def is_deleted_before(state, key):
@@ -125,11 +108,3 @@ def _forget_attributes_before(state, reset):
             state.candidates[pointer] = kept
         else:
             del state.candidates[pointer]
-
-
-def _keep_newest_identities(state):
-    if len(state.identities) > MAX_IDENTITIES_PER_PROFILE:
-        newest = sorted(
-            state.identities.items(), key=lambda item: (item[1], item[0]), reverse=True
-        )[:MAX_IDENTITIES_PER_PROFILE]
-        state.identities = dict(newest)

@@ -33,18 +33,17 @@ class Source:
     identity: tuple  # the fragment it came from
 
 
-def fold_fragment(fragment, policy):
-    """The fragment's ProfileState: its records folded in their order."""
+def fold_fragment(fragment):
+    """The fragment's ProfileState: its records folded (in any order: the fold is a pure
+    function of the set)."""
     state = merge.ProfileState()
-    for record in sorted(fragment.records, key=lambda r: r.order):
+    for record in fragment.records:
         merge.apply(
             state,
-            policy,
             record.order,
             record.dataset,
             record.operation,
             [tuple(attribute) for attribute in record.attributes],
-            (),
         )
     return state
 
@@ -58,7 +57,7 @@ def unified_profile(identities, fragments, policy, max_events=20):
         fragment = fragments.get(identity)
         if fragment is None:
             continue
-        for pointer, by_dataset in fold_fragment(fragment, policy).candidates.items():
+        for pointer, by_dataset in fold_fragment(fragment).candidates.items():
             kept = best.setdefault(pointer, {})
             for dataset, candidate in by_dataset.items():
                 current = kept.get(dataset)

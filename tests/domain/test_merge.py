@@ -3,7 +3,6 @@
 
 import hashlib
 import json
-import random
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,9 +24,6 @@ def record_strategy():
                 max_size=3,
                 unique_by=lambda a: a[0],
             ),
-            "identities": st.lists(
-                st.tuples(st.just("ECID"), st.sampled_from("abcd")), max_size=2, unique=True
-            ),
         }
     )
 
@@ -37,22 +33,13 @@ def fold(records, policy):
     for record in records:
         key = merge.order_key(record["time_us"], record["dataset"], record)
         if not merge.is_deleted_before(state, key):
-            merge.apply(
-                state,
-                policy,
-                key,
-                record["dataset"],
-                record["operation"],
-                record["attributes"],
-                record["identities"],
-            )
+            merge.apply(state, key, record["dataset"], record["operation"], record["attributes"])
     return state
 
 
 def profile(state, policy):
     return (
         {p: (c.value, c.dataset) for p, c in state.winners(policy).items()},
-        sorted(state.identities),
         state.reset,
         state.deleted,
     )
@@ -70,21 +57,14 @@ def reference(records, policy):
         for key, r in unique.items()
         if r["operation"] != "delete" and (last_reset is None or key >= last_reset)
     }
-    not_deleted = {
-        key: r
-        for key, r in unique.items()
-        if r["operation"] != "delete" and (last_delete is None or key >= last_delete)
-    }
     winners = {}
     for key, record in live.items():
         for pointer, value in record["attributes"]:
             candidate = merge.Candidate(key, record["dataset"], value)
             if pointer not in winners or policy.rank(candidate) > policy.rank(winners[pointer]):
                 winners[pointer] = candidate
-    identities = {identity for r in not_deleted.values() for identity in r["identities"]}
     return (
         {p: (c.value, c.dataset) for p, c in winners.items()},
-        sorted(identities),
         last_reset,
         last_delete,
     )
@@ -115,7 +95,6 @@ def test_equal_times_are_broken_by_content_not_by_arrival():
         "dataset": "crm",
         "operation": "merge",
         "attributes": [("/tier", "a")],
-        "identities": [],
     }
     b = {**a, "attributes": [("/tier", "b")]}
     policy = merge.MergePolicy()
@@ -128,7 +107,6 @@ def test_dataset_precedence_beats_a_newer_value_from_a_less_trusted_dataset():
         "dataset": "loyalty",
         "operation": "merge",
         "attributes": [("/tier", "gold")],
-        "identities": [],
     }
     newer_web = {
         **older_loyalty,
@@ -140,54 +118,6 @@ def test_dataset_precedence_beats_a_newer_value_from_a_less_trusted_dataset():
     records = [older_loyalty, newer_web]
     assert profile(fold(records, by_time), by_time)[0] == {"/tier": ("bronze", "web")}
     assert profile(fold(records, by_precedence), by_precedence)[0] == {"/tier": ("gold", "loyalty")}
-
-
-def test_identities_past_the_limit_keep_the_newest():
-    policy = merge.MergePolicy()
-    records = [
-        {
-            "time_us": t,
-            "dataset": "crm",
-            "operation": "merge",
-            "attributes": [],
-            "identities": [("ECID", f"id-{t:03d}")],
-        }
-        for t in range(60)
-    ]
-    random.Random(1).shuffle(records)
-    identities = profile(fold(records, policy), policy)[1]
-    assert identities == [("ECID", f"id-{t:03d}") for t in range(10, 60)]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.lists(record_strategy(), min_size=1, max_size=12), st.randoms(), st.sampled_from(POLICIES)
-)
-def test_the_changes_apply_reports_add_up_to_the_profile(records, rng, policy):
-    """The profile store writes only what apply() says changed: applying those changes
-    one record after another must leave the profile the definition gives."""
-    shuffled = records + [rng.choice(records) for _ in range(len(records) // 2)]
-    rng.shuffle(shuffled)
-    state, shown = merge.ProfileState(), {}
-    for record in shuffled:
-        key = merge.order_key(record["time_us"], record["dataset"], record)
-        if merge.is_deleted_before(state, key):
-            continue
-        before, after = merge.apply(
-            state,
-            policy,
-            key,
-            record["dataset"],
-            record["operation"],
-            record["attributes"],
-            record["identities"],
-        )
-        for pointer in before.keys() | after.keys():
-            if pointer in after:
-                shown[pointer] = (after[pointer].value, after[pointer].dataset)
-            else:
-                shown.pop(pointer, None)
-    assert shown == reference(records, policy)[0]
 
 
 # json_codec's canonical bytes, as the stdlib writes them: built here, not taken from the
