@@ -208,14 +208,12 @@ def test_the_profile_table_must_exist_with_the_catalogs_families(pubsub_resource
         f"--instance {pubsub_resources.instance} --table no-such-table"
     )
 
-    older = f"older-{pubsub_resources.table}"  # made before web-events fed the profiles
+    older = f"older-{pubsub_resources.table}"  # made before deletes and web-events
+
     bigtable.Client(project=pubsub_resources.project, admin=True).instance(
         pubsub_resources.instance
     ).table(older).create(
-        column_families={
-            name: column_family.MaxVersionsGCRule(1)
-            for name in ("attr", "meta", "identity", "linked")
-        }
+        column_families={name: column_family.MaxVersionsGCRule(1) for name in ("rec", "link")}
     )
     problem = check_profile_table(ingest_options(pubsub_resources, older), catalog)
-    assert f"tables/{older} lacks families ['events_90d']; create it with: " in problem
+    assert f"tables/{older} lacks families ['del', 'events_90d']; create it with: " in problem
