@@ -143,6 +143,7 @@ def summarize(options, command_line, machine, warm_up_seconds, publishing, polle
         "lost": len(delivered) - len(seen),
         "publish_rate_achieved_per_second": harness.publish_rate_achieved(publishing),
         "publish_most_behind_schedule_ms": milliseconds(publishing["most_behind"]),
+        "publish_calls": publishing["publish_calls"],
         "latency_samples": len(latencies),
         "latency_ms": quantiles,  # nearest rank over every published record; null = lost
         "latency_max_seen_ms": milliseconds(seen[-1]) if seen else None,
@@ -194,7 +195,7 @@ def print_table(figures):
             "publish rate",
             f"{figures['publish_rate_achieved_per_second']}/s achieved; at "
             f"most {figures['publish_most_behind_schedule_ms']} ms behind "
-            "schedule",
+            f"schedule; {figures['publish_calls']} Publish calls",
         ),
         ("", ""),
         (
