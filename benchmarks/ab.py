@@ -133,7 +133,7 @@ def ratios(runs, paths):
 
 
 def describe_tree(tree):
-    """The tree's commit, and whether it has changes not committed."""
+    """The tree's commit, and the files it has changed and not committed."""
 
     def git(*arguments):
         return subprocess.run(
@@ -141,8 +141,12 @@ def describe_tree(tree):
         ).stdout.strip()
 
     commit = git("rev-parse", "--short", "HEAD")
-    changed = git("status", "--porcelain", "--untracked-files=no")
-    return f"{commit} + uncommitted changes" if changed else commit
+    status = git("status", "--porcelain", "--untracked-files=no")
+    changed = [line.split(maxsplit=1)[1] for line in status.splitlines()]
+    if not changed:
+        return commit
+    shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+    return f"{commit} + uncommitted changes to {shown}"
 
 
 def print_table(summary):

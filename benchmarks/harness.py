@@ -87,6 +87,7 @@ class Bench:
         self.table = None
         self.pipeline = None
         self.warm_up_seconds = None
+        self.stack = None  # the emulators (ingest.dev.emulators.Stack)
 
     def check_pipeline_running(self):
         if self.pipeline.poll() is not None:
@@ -106,7 +107,7 @@ def running_pipeline(state_dir, pipeline_arguments, description):
     bench = Bench(state_dir)
     local_stack.stop(state_dir)  # what a killed earlier run may have left
     progress("Starting the emulators on free ports")
-    stack = local_stack.start(state_dir, pubsub_port=0, bigtable_port=0)
+    stack = bench.stack = local_stack.start(state_dir, pubsub_port=0, bigtable_port=0)
     try:
         os.environ.update(local_stack.environment(stack, NAMES["project"]))
         admin.create_resources(**NAMES, catalog=Catalog.load(str(ROOT / CATALOG)))
@@ -467,6 +468,9 @@ def cpu_text(machine):
     )
     if "pipeline_cpu_seconds" in machine:
         text += f", {machine['pipeline_cpu_seconds']} s by the pipeline's"
+    for name in ("pubsub", "bigtable"):
+        if f"{name}_emulator_cpu_seconds" in machine:
+            text += f", {machine[f'{name}_emulator_cpu_seconds']} s by the {name} emulator"
     return text
 
 

@@ -47,6 +47,7 @@ def main(argv=None):
         poller.start()
         cpu_before = time.process_time()
         pipeline_cpu_before = harness.process_cpu_seconds(bench.pipeline.pid)
+        emulators_cpu_before = emulators_cpu(bench)
         try:
             publishing = harness.publish_steadily(
                 bench,
@@ -59,6 +60,7 @@ def main(argv=None):
                 bench, poller, publishing["last_publish"], options.deadline_seconds
             )
             pipeline_cpu = harness.process_cpu_seconds(bench.pipeline.pid)
+            emulators_cpu_after = emulators_cpu(bench)
         finally:
             poller.stop()
         if poller.error is not None:
@@ -67,11 +69,25 @@ def main(argv=None):
         machine["poller_cpu_seconds"] = poller.cpu_seconds and round(poller.cpu_seconds, 1)
         if pipeline_cpu is not None and pipeline_cpu_before is not None:
             machine["pipeline_cpu_seconds"] = round(pipeline_cpu - pipeline_cpu_before, 1)
+        for name, seconds in emulators_cpu_after.items():
+            if seconds is not None and emulators_cpu_before.get(name) is not None:
+                machine[f"{name}_emulator_cpu_seconds"] = round(
+                    seconds - emulators_cpu_before[name], 1
+                )
         figures = summarize(
             options, command_line, machine, bench.warm_up_seconds, publishing, poller
         )
 
     harness.show(figures, options.json, print_table)
+
+
+def emulators_cpu(bench):
+    """{"pubsub": CPU seconds so far, "bigtable": ...} of the emulators run as processes
+    (None for containers, or where /proc cannot be read)."""
+    return {
+        emulator.name: harness.process_cpu_seconds(emulator.pid) if emulator.pid else None
+        for emulator in bench.stack.emulators
+    }
 
 
 def parse_arguments(argv):
