@@ -16,7 +16,7 @@ import sys
 import time
 
 from benchmarks import harness
-from benchmarks.worker_path import FIXED_CLOCK, generated_messages
+from benchmarks.inputs import FIXED_CLOCK, generated_messages
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ import time
 
 from benchmarks import harness
 from benchmarks.harness import ROOT
-from benchmarks.worker_path import generated_messages
+from benchmarks.inputs import generated_messages
 from domain.catalog import Catalog
 from domain.parsing import RecordParser
 from domain.records import RecordError

@@ -20,10 +20,11 @@ What is measured, in both modes:
   temporary folder (WriteParquetPartitions in Beam; one pq.write_table per dataset at the
   end in the floor);
 - the dead letter's rows: transforms.dead_letter.error_tables, and their Parquet file;
-- the profile branch, writes included (profile_step_beam / ProfileFloor): the pipeline's
-  own WriteProfiles in the Beam mode, its _WriteFragmentsFn called in a loop in the
-  floor, each writing to a table of its own on the Bigtable emulator with MutateRows.
-  With --without-bigtable, the same DoFn builds its rows and drops them instead.
+- the profile branch, writes included (benchmarks/profile_step.py: profile_step_beam,
+  ProfileFloor): the pipeline's own WriteProfiles in the Beam mode, its _WriteFragmentsFn
+  called in a loop in the floor, each writing to a table of its own on the Bigtable
+  emulator with MutateRows. With --without-bigtable, the same DoFn builds its rows and
+  drops them instead.
 Not measured: Pub/Sub read and dead-letter publish.
 
 The FnApiRunner's SDK worker is set as Dataflow's is by default: no SDK state cache (see
@@ -41,26 +42,29 @@ After the clock stops, the table's rows are counted (a read of every row key).
 """
 
 import argparse
-import contextlib
 import datetime
 import gc
 import json
 import os
 import resource
-import signal
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 
-from benchmarks import harness
+from benchmarks import harness, profile_step
+from benchmarks.inputs import generated_messages, read_pubsub_protos, write_pubsub_protos
+from benchmarks.profile_step import (
+    ProfileFloor,
+    bigtable_emulator,
+    count_rows,
+    emulator_cpu_seconds,
+    open_bench_table,
+    profile_step_beam,
+)
 
-FIXED_CLOCK = datetime.datetime(2026, 11, 30, 12, 0, tzinfo=datetime.timezone.utc)
 SUBSCRIPTION = "projects/demo-project/subscriptions/ingest-input-sub"  # read by nothing here
-STATE_DIR = harness.ROOT / ".local-stack-bench" / "worker-path"
-EMULATOR_PID = "WORKER_PATH_BIGTABLE_EMULATOR_PID"  # the parent tells its children
 
 
 def main(argv=None):
@@ -164,133 +168,8 @@ def parse_arguments(argv):
     return options
 
 
-@contextlib.contextmanager
-def bigtable_emulator(wanted):
-    """The local stack on free ports, for the children: yields the environment that points
-    them at it (empty when not wanted). Stopped on the way out, whatever happens."""
-    if not wanted:
-        yield {}
-        return
-    from ingest.dev import local_stack
-
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    local_stack.stop(STATE_DIR)  # what a killed earlier run may have left
-    harness.progress("Starting the emulators on free ports")
-    stack = local_stack.start(STATE_DIR, pubsub_port=0, bigtable_port=0)
-    try:
-        environment = local_stack.environment(stack, harness.NAMES["project"])
-        environment[EMULATOR_PID] = str(stack.bigtable.pid or "")
-        yield environment
-    finally:
-        harness.progress("Stopping the emulators")
-        local_stack.stop(STATE_DIR)
-
-
-# ---------------------------------------------------------------------------
-# the profile branch, in each mode
-
-
-def open_bench_table(catalog, table_id):
-    """Creates the run's own table (before the clock) and opens it."""
-    from domain.profile_table import column_families
-    from ingest import admin
-    from ingest.clients import open_table
-
-    names = harness.NAMES
-    admin.create_or_update_table(
-        names["project"], names["instance"], table_id, column_families(catalog)
-    )
-    return open_table(names["project"], names["instance"], table_id)
-
-
-def profile_step_beam(records, catalog, table_id):
-    """The pipeline's WriteProfiles, to the run's table; with no table, the same DoFn
-    with its rows dropped."""
-    import apache_beam as beam
-
-    from transforms.profile_store import WriteProfiles
-
-    names = harness.NAMES
-    if table_id:
-        return records | "WriteProfiles" >> WriteProfiles(
-            names["project"], names["instance"], table_id, catalog
-        )
-    return records | "WriteWithoutBigtable" >> beam.ParDo(_no_io_write_fn(catalog))
-
-
-class ProfileFloor:
-    """The profile branch in the plain loop: WriteProfiles' DoFn called by hand, one
-    bundle for the whole run."""
-
-    def __init__(self, catalog, table_id):
-        self.write_fn = _write_fn(catalog, table_id) if table_id else _no_io_write_fn(catalog)
-        self.write_fn.setup()
-        self.write_fn.start_bundle()
-
-    def add(self, record):
-        for _ in self.write_fn.process(record) or ():
-            pass
-
-    def finish(self):
-        self.write_fn.finish_bundle()
-
-
-def _write_fn(catalog, table_id):
-    from transforms.profile_store import _WriteFragmentsFn
-
-    names = harness.NAMES
-    retention = {d.id: d.retention_days for d in catalog.datasets.values()}
-    return _WriteFragmentsFn(names["project"], names["instance"], table_id, retention)
-
-
-def _no_io_write_fn(catalog):
-    """WriteProfiles' DoFn with the Bigtable I/O taken out: rows built, then dropped."""
-    import apache_beam as beam
-
-    from transforms.profile_store import _WriteFragmentsFn
-
-    class WriteWithoutBigtable(_WriteFragmentsFn):
-        def setup(self):
-            self.table = None
-
-        def write_rows(self):
-            rows = self.pending.take()
-            beam.metrics.Metrics.counter("bench", "bigtable_rows").inc(len(rows))
-
-    retention = {d.id: d.retention_days for d in catalog.datasets.values()}
-    return WriteWithoutBigtable("demo-project", "bench-instance", "profiles", retention)
-
-
-def count_rows(table):
-    from google.cloud.bigtable import row_filters
-
-    keys_only = row_filters.RowFilterChain(
-        [row_filters.CellsRowLimitFilter(1), row_filters.StripValueTransformerFilter(True)]
-    )
-    return sum(1 for _ in table.read_rows(filter_=keys_only))
-
-
 # ---------------------------------------------------------------------------
 # the two modes (each in its own process)
-
-
-def generated_messages(count, seed):
-    from apache_beam.io.gcp.pubsub import PubsubMessage
-
-    from ingest.dev.generate import RecordGenerator
-
-    generator = RecordGenerator(seed=seed, duplicate_share=0, clock=lambda: FIXED_CLOCK)
-    messages = []
-    for number, generated in enumerate(generator.messages(count)):
-        messages.append(
-            PubsubMessage(
-                generated.payload,
-                {"dataset": generated.dataset},
-                message_id=str(number),
-                publish_time=FIXED_CLOCK,
-            )
-        )
-    return messages, dict(generator.counts)
 
 
 def run_mode(mode, count, seed, table_id):
@@ -304,7 +183,7 @@ def run_mode(mode, count, seed, table_id):
     messages, counts = generated_messages(count, seed)
     sizes = sorted(len(m.data) for m in messages)
     table = open_bench_table(catalog, table_id) if table_id else None
-    emulator_pid = os.environ.get(EMULATOR_PID) if table_id else None
+    emulator_pid = os.environ.get(profile_step.EMULATOR_PID) if table_id else None
     with tempfile.TemporaryDirectory(prefix="worker-path-") as folder:
         lake = os.path.join(folder, "lake")
         inputs = write_pubsub_protos(messages, os.path.join(folder, "inputs"))
@@ -312,7 +191,7 @@ def run_mode(mode, count, seed, table_id):
         # the collector's sight (with everything imported), they cost neither mode a thing.
         gc.freeze()
         rss_before = _vm_hwm_kib()
-        emulator_cpu_started = _process_cpu_seconds(emulator_pid)
+        emulator_cpu_started = emulator_cpu_seconds(emulator_pid)
         started = time.perf_counter()
         cpu_started = _cpu_seconds()
         if mode == "beam":
@@ -321,7 +200,7 @@ def run_mode(mode, count, seed, table_id):
             extra = run_floor(inputs, catalog, lake, table_id)
         seconds = time.perf_counter() - started
         cpu_seconds = _cpu_seconds() - cpu_started
-        emulator_cpu = _process_cpu_seconds(emulator_pid)
+        emulator_cpu = emulator_cpu_seconds(emulator_pid)
         files = sum(len(names) for _, _, names in os.walk(lake))
     if table is not None:
         extra["bigtable_rows"] = count_rows(table)  # the emulator, stopped after, drops it
@@ -348,29 +227,6 @@ def run_mode(mode, count, seed, table_id):
         vm_hwm_mib=round(_vm_hwm_kib() / 1024, 1),
         ru_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
-
-
-def write_pubsub_protos(messages, folder, shards=10):
-    """The messages as Pub/Sub protos, length-prefixed, in `shards` files: what Dataflow's
-    read hands the pipeline is such bytes, decoded by transforms.read.message_from_proto."""
-    os.makedirs(folder)
-    paths = [os.path.join(folder, f"messages-{n}") for n in range(shards)]
-    for number, path in enumerate(paths):
-        with open(path, "wb") as out:
-            for message in messages[number::shards]:
-                encoded = message._to_proto_str(for_publish=False)
-                out.write(struct.pack(">I", len(encoded)) + encoded)
-    return paths
-
-
-def read_pubsub_protos(path):
-    with open(path, "rb") as handle:
-        data = handle.read()
-    position = 0
-    while position < len(data):
-        (length,) = struct.unpack_from(">I", data, position)
-        yield data[position + 4 : position + 4 + length]
-        position += 4 + length
 
 
 def run_beam(inputs, catalog, lake, table_id):
@@ -476,7 +332,7 @@ def run_floor(inputs, catalog, lake, table_id):
         if record.feeds_profile:
             profiles.add(record)
             profile_records += 1
-    profiles.finish()
+    rows_built = profiles.finish()
     for dataset, rows in rows_by_dataset.items():
         os.makedirs(os.path.join(lake, dataset), exist_ok=True)
         pq.write_table(
@@ -494,33 +350,13 @@ def run_floor(inputs, catalog, lake, table_id):
         "lake_rows": sum(len(rows) for rows in rows_by_dataset.values()),
         "error_rows": len(error_rows),
         "profile_records": profile_records,
-        "bigtable_rows": 0,
+        "bigtable_rows": rows_built,
     }
 
 
 def _cpu_seconds():
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
-
-
-def _process_cpu_seconds(pid):
-    """User + system CPU seconds of the process group led by `pid` (the emulator's:
-    local_stack starts each in a session of its own), from /proc; None where unreadable."""
-    if not pid:
-        return None
-    total, found = 0, False
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        if fields[2] == str(pid):  # the process group
-            total += int(fields[11]) + int(fields[12])
-            found = True
-    return total / os.sysconf("SC_CLK_TCK") if found else None
 
 
 def _vm_hwm_kib():
