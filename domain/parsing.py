@@ -10,13 +10,24 @@ metric).
 
 import datetime
 import json
+import logging
 import math
 import re
 
 from domain import json_codec
 from domain.identity import IdentityError, identities, record_identities
-from domain.records import OPERATIONS, Record, RecordError, Violation, json_pointer
+from domain.records import (
+    OPERATIONS,
+    FailedMessage,
+    Record,
+    RecordError,
+    Violation,
+    json_pointer,
+    printable,
+)
 from domain.times import EPOCH
+
+logger = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 1_000_000  # Adobe's streaming limit per request
 MAX_NESTING = 64  # levels of objects and arrays; XDM records use about 10
@@ -66,6 +77,20 @@ class RecordParser:
         self.__dict__.update(state)
         self._build_validators()
 
+    def parse_or_fail(self, payload, attributes=None, message_id="", publish_time=None, step=""):
+        """A Record, or the FailedMessage that says why not: never raises. A failure that
+        is no RecordError is a bug of ours: class `internal`, logged with its traceback."""
+        try:
+            attributes = dict(attributes or {})
+            return self.parse(payload, attributes, message_id, publish_time)
+        except RecordError as error:
+            return FailedMessage.of(error, step, payload, attributes, message_id, publish_time)
+        except Exception as error:
+            logger.exception("unexpected error parsing message %s", message_id)
+            return FailedMessage.internal(
+                error, step, payload, attributes, message_id, publish_time
+            )
+
     def parse(self, payload, attributes=None, message_id="", publish_time=None):
         """Returns a Record, or raises RecordError."""
         attributes = dict(attributes or {})
@@ -100,6 +125,12 @@ class RecordParser:
         else:
             dataset_id, schema_ref, entity = attributes.get("dataset"), None, document
             xdm_meta = None
+        if dataset_id is not None and not isinstance(dataset_id, str):
+            raise RecordError(
+                "unknown_dataset",
+                f"header.datasetId must be a string, not {_json_type(dataset_id)}",
+                "/header/datasetId",
+            )
         if not dataset_id:
             raise RecordError(
                 "unknown_dataset",
@@ -221,9 +252,10 @@ def record_time(kind, entity, header, publish_time):
     if kind == "event":
         candidates = [entity.get("timestamp")]
     else:
+        repo = entity.get("_repo")
         candidates = [
-            (entity.get("_repo") or {}).get("modifyDate"),
-            (header or {}).get("timestamp"),
+            repo.get("modifyDate") if isinstance(repo, dict) else None,
+            header.get("timestamp") if isinstance(header, dict) else None,
         ]
     for value in candidates:
         if value is None:
@@ -234,7 +266,13 @@ def record_time(kind, entity, header, publish_time):
             raise RecordError("bad_timestamp", f"{value!r} is not an RFC 3339 date-time") from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        return parsed.astimezone(datetime.timezone.utc)
+        try:
+            return parsed.astimezone(datetime.timezone.utc)
+        except OverflowError:  # 9999-12-31T23:59:59-01:00, 0001-01-01T00:00:00+01:00
+            raise RecordError(
+                "bad_timestamp",
+                f"{value!r} is outside the years 1 to 9999 once converted to UTC",
+            ) from None
     return publish_time or datetime.datetime.now(datetime.timezone.utc)
 
 
@@ -269,8 +307,9 @@ def _open_envelope(document):
 
 
 def _decode_json(payload):
-    """(document, whether every number in it is finite: json.loads also reads NaN,
-    Infinity and numbers too large for a float, which the fast validator cannot take)."""
+    """(document, True: every number in it is finite). json.loads also reads NaN, Infinity
+    and -Infinity, which RFC 8259 does not allow, and turns a number too large for a
+    float (1e999) into infinity, which no store can keep as JSON: all are not_json."""
     decoded = json_codec.decode(payload)  # orjson, where it gives what json gives
     if decoded is not None:
         return decoded
@@ -278,25 +317,29 @@ def _decode_json(payload):
         text = payload.decode("utf-8")
     except UnicodeDecodeError as error:
         raise RecordError("not_utf8", f"message is not UTF-8: {error}") from None
-    not_finite = []
-
-    def parse_float(literal):
-        value = float(literal)  # what json.loads does by default
-        if not math.isfinite(value):
-            not_finite.append(literal)
-        return value
-
-    def parse_constant(name):  # NaN, Infinity, -Infinity
-        not_finite.append(name)
-        return float(name)  # what json.loads does by default
 
     try:
-        document = json.loads(text, parse_float=parse_float, parse_constant=parse_constant)
-        return document, not not_finite
+        document = json.loads(text, parse_float=_finite_float, parse_constant=_no_constant)
+        return document, True
     except RecursionError:
         raise RecordError("too_deep", f"JSON nested deeper than {MAX_NESTING} levels") from None
     except ValueError as error:
         raise RecordError("not_json", f"message is not JSON: {error}") from None
+
+
+def _finite_float(literal):
+    value = float(literal)  # what json.loads does by default
+    if not math.isfinite(value):
+        raise RecordError(
+            "not_json",
+            f"message is not JSON the stores can keep: the number {_shorten(literal)} is "
+            "beyond the range of a 64-bit float",
+        )
+    return value
+
+
+def _no_constant(name):  # NaN, Infinity, -Infinity: what json.loads reads and JSON is not
+    raise RecordError("not_json", f"message is not JSON: {name} is not a JSON value (RFC 8259)")
 
 
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")  # only an escape can make one
@@ -309,7 +352,7 @@ def _lone_surrogate(value, path=()):
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return json_pointer(path)
+            return printable(json_pointer(path))  # its keys may hold surrogates too
         return None
     items = (
         value.items()
@@ -320,7 +363,7 @@ def _lone_surrogate(value, path=()):
     )
     for key, child in items:
         if isinstance(key, str) and _lone_surrogate(key) is not None:
-            return json_pointer(path + (key,))
+            return printable(json_pointer(path + (key,)))
         found = _lone_surrogate(child, path + (key,))
         if found is not None:
             return found
@@ -341,9 +384,8 @@ def _nesting(document):
 
 
 def _json_type(value):
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
+    return names.get(type(value), "null" if value is None else "a number")
 
 
 def _shorten(text):

@@ -79,6 +79,44 @@ class FailedMessage:
             publish_time=publish_time,
         )
 
+    @classmethod
+    def internal(
+        cls, error, step, payload, attributes, message_id="", publish_time=None, dataset=""
+    ):
+        """From an exception that is a bug of ours, or a store's refusal: class `internal`,
+        with the exception's type and message and the step it happened in."""
+        return cls(
+            payload=payload if isinstance(payload, bytes) else b"",
+            attributes=attributes if isinstance(attributes, dict) else {},
+            error_class="internal",
+            error_message=describe(error),
+            error_pointer="",
+            step=step,
+            dataset=dataset if isinstance(dataset, str) else "",
+            message_id=message_id if isinstance(message_id, str) else "",
+            publish_time=publish_time,
+        )
+
+
+def describe(error, limit=1000):
+    """An exception as `Type: message`, printable and at most `limit` characters."""
+    try:
+        text = f"{type(error).__name__}: {error}"
+    except Exception:  # an exception whose __str__ raises
+        text = type(error).__name__
+    text = printable(text)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def printable(text):
+    """A text with every lone surrogate (no UTF-8 form) written as its escape, `\\ud800`:
+    what Pub/Sub attributes and Parquet strings can hold."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def pointer_token(key):
     """A key as one JSON pointer token (RFC 6901): `~` and `/` escaped."""
