@@ -6,12 +6,11 @@ letter, with and without the fast validation path; and the parser across picklin
 
 import collections
 import json
-import math
 import pickle
 
 import pytest
 
-from domain.catalog import Catalog, Dataset
+from domain.catalog import Catalog
 from domain.parsing import MAX_MESSAGE_BYTES, RecordParser
 from domain.records import RecordError
 from helpers.examples import (
@@ -23,7 +22,6 @@ from helpers.examples import (
     generated_messages,
 )
 from helpers.mutations import mutations
-from helpers.schema_sets import registry_of
 
 
 def error_of(parser, payload, **attributes):
