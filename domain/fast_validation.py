@@ -13,7 +13,7 @@ import urllib.parse
 import jsonschema
 import jsonschema_rs
 
-from domain.schema_drafts import CHECKED_FORMATS, FORMAT_CHECKER, validator_class
+from domain.schema_drafts import CHECKED_FORMATS, FORMAT_CHECKER, ValidationLimits, validator_class
 
 _log = logging.getLogger(__name__)
 
@@ -92,11 +92,14 @@ class FastValidator:
       goes to the reference only, as do REFERENCE_ONLY_KEYWORDS;
     - a number that is not finite (json.loads reads NaN, Infinity and 1e999) does not
       cross into Rust as a number: such an instance is never fast-valid;
-    - anything jsonschema-rs raises on (a lone surrogate cannot cross into Rust) is False.
+    - anything jsonschema-rs raises on (a lone surrogate cannot cross into Rust) is False;
+    - an instance beyond the ValidationLimits is False (the reference, which checks them
+      before the schema, then says which array or object): `limits` is them compiled.
     """
 
-    def __init__(self, compiled):
+    def __init__(self, compiled, limits=None):
         self.compiled = compiled
+        self.limits = limits
 
     def is_valid(self, instance, numbers_finite=False):
         """`numbers_finite`: the caller knows every number in the instance is finite (the
@@ -104,7 +107,8 @@ class FastValidator:
         if not numbers_finite and not _all_finite(instance):
             return False
         try:
-            return self.compiled.is_valid(instance)
+            valid = self.compiled.is_valid(instance)  # stops at a first error, limits walk all
+            return valid and (self.limits is None or self.limits.is_valid(instance))
         except Exception:
             return False
 
@@ -331,8 +335,9 @@ def _is_counted_quantifier(inside):
 class FastPath:
     """Fast validators of the schemas of one set, each built once, on first use."""
 
-    def __init__(self, schemas):
+    def __init__(self, schemas, limits=ValidationLimits()):
         self.schemas = schemas  # {$id: contents}
+        self.limits = limits.compiled()
         self._registry = None  # jsonschema_rs.Registry of the whole set
         self._validators = {}  # schema id -> FastValidator, or None: reference only
         self._facts = None  # see _fast_path_facts
@@ -367,18 +372,17 @@ class FastPath:
                 retriever=_refuse_retrieval,
             )
         reference_class = validator_class(self.schemas[schema_id])
-        return FastValidator(
-            getattr(jsonschema_rs, reference_class.__name__)(
-                _for_jsonschema_rs(self.schemas[schema_id]),
-                registry=self._registry,
-                base_uri=schema_id,
-                retriever=_refuse_retrieval,
-                validate_formats=True,
-                formats=FAST_FORMATS,
-                ignore_unknown_formats=True,
-                keywords=_reference_keywords(reference_class),
-            )
+        compiled = getattr(jsonschema_rs, reference_class.__name__)(
+            _for_jsonschema_rs(self.schemas[schema_id]),
+            registry=self._registry,
+            base_uri=schema_id,
+            retriever=_refuse_retrieval,
+            validate_formats=True,
+            formats=FAST_FORMATS,
+            ignore_unknown_formats=True,
+            keywords=_reference_keywords(reference_class),
         )
+        return FastValidator(compiled, self.limits)
 
     def _reference_only_reasons(self, schema_id):
         """Why the schema, or a schema it reaches by $ref, must go to the reference."""
