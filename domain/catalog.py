@@ -16,6 +16,11 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
       unique: [CRMID, Email]          # a graph holds at most one of each
       blocked: ["test@example\\.com"] # values never linked (regexes), beside the built-in ones
       max_identities: 50
+    limits: {max_array_items: 10000, max_object_properties: 1000}  # optional: per record
+
+Dataset ids match DATASET_ID_PATTERN: each names a folder of the lake, so no path
+separators, no `.` or `..`, and no leading `_` (the dead letter's `_errors` folder).
+Every problem of a catalog is reported at once, in one CatalogError.
 
 Paths go through Beam's file systems, so a catalog on `gs://` works as a local one does.
 The schemas form a SchemaRegistry (domain/schemas.py).
@@ -28,12 +33,22 @@ import re
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
-from domain.identity import IdentityField
+from domain.identity import MAX_NAMESPACE_CHARS, IdentityField
 from domain.identity_graph import DEFAULT_MAX_IDENTITIES, IdentityRules
-from domain.schemas import SchemaRegistry, SchemaRegistryError, relative_to
+from domain.schema_drafts import LIMIT_RANGE, ValidationLimits
+from domain.schemas import MAX_ERRORS, SchemaRegistry, SchemaRegistryError, relative_to
 
 KINDS = ("profile", "event")
 DEFAULT_RETENTION_DAYS = 90
+MAX_RETENTION_DAYS = 36_500  # a century; it names a Bigtable family, events_<N>d
+# A dataset id names its lake folder (<lake>/<dataset>/) and Beam metrics. Letters, digits,
+# `-`, `_`, `.` and the braces of Adobe's `{DATASET_ID}` placeholder, 1 to 100 characters,
+# the first a letter, a digit or `{`: no path separator, never `.` or `..`, no leading `_`
+# (reserved: the dead letter's `_errors`), no `=` (a Hive partition's mark), no space.
+# Adobe's dataset ids (24 hexadecimal digits) and names such as `crm-profiles` match.
+DATASET_ID_PATTERN = re.compile(r"[A-Za-z0-9{][A-Za-z0-9_.{}-]{0,99}")
+ERRORS_DATASET = "_errors"
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class CatalogError(ValueError):
@@ -63,35 +78,51 @@ class Catalog:
     dataset_precedence: tuple = ()  # merge policy: empty for timestamp order
     identity_rules: IdentityRules = IdentityRules()
     blocked_identities: tuple = ()  # compiled patterns of identity values never linked
+    max_errors: int = MAX_ERRORS  # schema errors computed per record (what is reported)
 
     @classmethod
     def load(cls, path):
+        """The catalog at `path`, or CatalogError listing every problem found in it."""
         spec = _read_document(path)
         if not isinstance(spec, dict) or not isinstance(spec.get("datasets"), dict):
             raise CatalogError(f"{path}: a catalog needs a 'datasets' mapping")
+        problems = []
+        limits = _parse_limits(problems, spec.get("limits", {}))
         folders = spec.get("schemas", [])
         if isinstance(folders, str):
             folders = [folders]
-        try:
-            registry = SchemaRegistry.load([relative_to(path, folder) for folder in folders])
-        except SchemaRegistryError as error:
-            raise CatalogError(f"{path}: {error}") from error
-        datasets = {
-            dataset_id: _parse_dataset(path, dataset_id, entry)
-            for dataset_id, entry in spec["datasets"].items()
-        }
-        for dataset in datasets.values():
-            if dataset.schema_id not in registry.schemas:
-                raise CatalogError(
-                    f"{path}: dataset {dataset.id!r} names schema {dataset.schema_id!r}, "
-                    f"which is not among the {len(registry.schemas)} schemas loaded from "
-                    f"{folders}"
+        registry = None
+        if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+            problems.append("schemas must be a folder or a list of folders (strings)")
+        else:
+            try:
+                registry = SchemaRegistry.load(
+                    [relative_to(path, folder) for folder in folders], limits=limits
                 )
-        rules, blocked = _parse_identity_rules(path, spec.get("identity", {}))
+            except SchemaRegistryError as error:
+                problems.append(str(error))
+        datasets = {}
+        for dataset_id, entry in spec["datasets"].items():
+            dataset = _parse_dataset(problems, dataset_id, entry)
+            if dataset is not None:
+                datasets[dataset_id] = dataset
+        _check_dataset_ids(problems, spec["datasets"])
+        for dataset in datasets.values():
+            if registry is not None and dataset.schema_id not in registry.schemas:
+                problems.append(
+                    f"dataset {dataset.id!r} names schema {dataset.schema_id!r}, which is not "
+                    f"among the {len(registry.schemas)} schemas loaded from {folders}"
+                )
+        precedence = _parse_merge_policy(problems, spec, spec["datasets"])
+        rules, blocked = _parse_identity_rules(problems, spec.get("identity", {}))
+        if problems:
+            if len(problems) == 1:
+                raise CatalogError(f"{path}: {problems[0]}")
+            raise CatalogError(f"{path}: {len(problems)} problems:\n  " + "\n  ".join(problems))
         return cls(
             datasets=datasets,
             registry=registry,
-            dataset_precedence=_parse_merge_policy(path, spec, datasets),
+            dataset_precedence=precedence,
             identity_rules=rules,
             blocked_identities=blocked,
         )
@@ -100,57 +131,135 @@ class Catalog:
         return self.registry.schemas[self.datasets[dataset_id].schema_id]
 
     def validator(self, dataset_id):
-        """A jsonschema validator for the dataset's schema, with format checks on."""
-        return self.registry.validator(self.datasets[dataset_id].schema_id)
+        """A reference validator for the dataset's schema, with format checks on, the
+        catalog's limits, that stops after `max_errors` errors (domain/schemas.py)."""
+        return self.registry.validator(
+            self.datasets[dataset_id].schema_id, max_errors=self.max_errors
+        )
 
 
-def _parse_merge_policy(path, spec, datasets):
+def dataset_id_problem(dataset_id):
+    """Why `dataset_id` cannot be a dataset's id, or None."""
+    if not isinstance(dataset_id, str):
+        return (
+            f"dataset id {dataset_id!r} is a {type(dataset_id).__name__}, not a string "
+            "(quote it in YAML)"
+        )
+    if dataset_id == ERRORS_DATASET or dataset_id.startswith("_"):
+        return (
+            f"dataset id {dataset_id!r} starts with '_', which is reserved "
+            f"({ERRORS_DATASET!r} is the dead letter's lake folder)"
+        )
+    if not DATASET_ID_PATTERN.fullmatch(dataset_id):
+        return (
+            f"dataset id {dataset_id!r} is not 1 to 100 letters, digits, '-', '_', '.', '{{' "
+            "or '}', starting with a letter, a digit or '{' (it names a folder of the lake)"
+        )
+    return None
+
+
+def _check_dataset_ids(problems, entries):
+    problems += filter(None, map(dataset_id_problem, entries))
+    by_folding = {}
+    for dataset_id in entries:
+        if isinstance(dataset_id, str):
+            by_folding.setdefault(dataset_id.casefold(), []).append(dataset_id)
+    problems += [
+        f"dataset ids {same} differ only in case: their lake folders are one folder on a "
+        "case-insensitive file system"
+        for same in by_folding.values()
+        if len(same) > 1
+    ]
+
+
+def _whole_number(value, low, high):
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _parse_limits(problems, spec):
+    """`limits: {max_array_items: N, max_object_properties: N}`: what a record may hold."""
+    names = [field.name for field in dataclasses.fields(ValidationLimits)]
+    if not isinstance(spec, dict):
+        problems.append(f"limits must be a mapping of {names}, not {spec!r}")
+        return ValidationLimits()
+    unknown = sorted(set(spec) - set(names), key=str)
+    if unknown:
+        problems.append(f"limits: unknown keys {unknown}; it takes {names}")
+    low, high = LIMIT_RANGE
+    values = {}
+    for name in names:
+        if name in spec:
+            if _whole_number(spec[name], low, high):
+                values[name] = spec[name]
+            else:
+                problems.append(f"limits.{name} must be a whole number from {low} to {high:,}")
+    return ValidationLimits(**values)
+
+
+def _parse_merge_policy(problems, spec, datasets):
     """`merge_policy: timestamp` (the default) or `merge_policy: {dataset_precedence: [...]}`."""
     policy = spec.get("merge_policy", "timestamp")
     if policy == "timestamp":
         return ()
     order = policy.get("dataset_precedence") if isinstance(policy, dict) else None
     if not isinstance(order, list) or not order:
-        raise CatalogError(
-            f"{path}: merge_policy is 'timestamp' or {{dataset_precedence: [dataset, ...]}}"
-        )
-    unknown = [d for d in order if d not in datasets]
+        problems.append("merge_policy is 'timestamp' or {dataset_precedence: [dataset, ...]}")
+        return ()
+    unknown = [d for d in order if not isinstance(d, str) or d not in datasets]
     if unknown:
-        raise CatalogError(f"{path}: merge_policy names unknown datasets {unknown}")
+        problems.append(f"merge_policy names unknown datasets {unknown}")
     return tuple(order)
 
 
-def _parse_identity_rules(path, spec):
+def _namespace_problem(namespace):
+    """Why a namespace named in the catalog cannot be one (it goes into row keys), or None."""
+    if not isinstance(namespace, str) or not namespace:
+        return f"a namespace is a non-empty string, not {namespace!r}"
+    if len(namespace) > MAX_NAMESPACE_CHARS:
+        return f"namespace {namespace[:40]!r}... is longer than {MAX_NAMESPACE_CHARS} characters"
+    if _CONTROL_CHARACTERS.search(namespace):
+        return f"namespace {namespace!r} holds control characters"
+    return None
+
+
+def _parse_identity_rules(problems, spec):
     """`identity: {priority: [...], unique: [...], blocked: [regex, ...], max_identities}`."""
     if not isinstance(spec, dict):
-        raise CatalogError(f"{path}: identity must be a mapping, not {spec!r}")
-    unknown = sorted(set(spec) - {"priority", "unique", "blocked", "max_identities"})
+        problems.append(f"identity must be a mapping, not {spec!r}")
+        return IdentityRules(), ()
+    unknown = sorted(set(spec) - {"priority", "unique", "blocked", "max_identities"}, key=str)
     if unknown:
-        raise CatalogError(
-            f"{path}: identity: unknown keys {unknown}; it takes priority, unique, blocked "
+        problems.append(
+            f"identity: unknown keys {unknown}; it takes priority, unique, blocked "
             "and max_identities"
         )
     lists = {}
     for name in ("priority", "unique", "blocked"):
         value = spec.get(name, [])
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise CatalogError(f"{path}: identity.{name} must be a list of strings")
+            problems.append(f"identity.{name} must be a list of strings")
+            value = []
+        elif name != "blocked":
+            problems += [f"identity.{name}: {p}" for p in map(_namespace_problem, value) if p]
         lists[name] = value
-    try:
-        blocked = tuple(re.compile(pattern) for pattern in lists["blocked"])
-    except re.error as error:
-        raise CatalogError(
-            f"{path}: identity.blocked: {error.pattern!r} is not a regular expression: {error}"
-        ) from error
+    blocked = []
+    for pattern in lists["blocked"]:
+        try:
+            blocked.append(re.compile(pattern))
+        except re.error as error:
+            problems.append(f"identity.blocked: {pattern!r} is not a regular expression: {error}")
     cap = spec.get("max_identities", DEFAULT_MAX_IDENTITIES)
-    if not isinstance(cap, int) or isinstance(cap, bool) or not 2 <= cap <= 1000:
-        raise CatalogError(f"{path}: identity.max_identities must be a whole number from 2 to 1000")
-    return IdentityRules(tuple(lists["priority"]), frozenset(lists["unique"]), cap), blocked
+    if not _whole_number(cap, 2, 1000):
+        problems.append("identity.max_identities must be a whole number from 2 to 1000")
+        cap = DEFAULT_MAX_IDENTITIES
+    rules = IdentityRules(tuple(lists["priority"]), frozenset(lists["unique"]), cap)
+    return rules, tuple(blocked)
 
 
-def _parse_identity_fields(path, dataset_id, entries):
+def _parse_identity_fields(problems, dataset_id, entries):
     if not isinstance(entries, list):
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'identities' must be a list")
+        problems.append(f"dataset {dataset_id!r}: 'identities' must be a list")
+        return ()
     fields = []
     for entry in entries:
         pointer = entry.get("pointer") if isinstance(entry, dict) else None
@@ -163,44 +272,47 @@ def _parse_identity_fields(path, dataset_id, entries):
             and namespace
             and isinstance(primary, bool)
         ):
-            raise CatalogError(
-                f"{path}: dataset {dataset_id!r}: an identity is {{pointer: /json/pointer, "
+            problems.append(
+                f"dataset {dataset_id!r}: an identity is {{pointer: /json/pointer, "
                 f"namespace: Name, primary: true|false}}, not {entry!r}"
             )
-        fields.append(IdentityField(pointer, namespace, primary))
+        elif _namespace_problem(namespace):
+            problems.append(f"dataset {dataset_id!r}: {_namespace_problem(namespace)}")
+        else:
+            fields.append(IdentityField(pointer, namespace, primary))
     if sum(f.primary for f in fields) > 1:
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: at most one identity field is primary")
+        problems.append(f"dataset {dataset_id!r}: at most one identity field is primary")
     return tuple(fields)
 
 
-def _parse_dataset(path, dataset_id, entry):
+def _parse_dataset(problems, dataset_id, entry):
+    """The Dataset of a catalog entry, or None; what is wrong with it goes to `problems`."""
     if not isinstance(entry, dict) or "schema" not in entry:
-        raise CatalogError(f"{path}: dataset {dataset_id!r} needs a 'schema'")
+        problems.append(f"dataset {dataset_id!r} needs a 'schema'")
+        return None
+    found = len(problems)
+    schema_id = entry["schema"]
+    if not isinstance(schema_id, str) or not schema_id:
+        problems.append(f"dataset {dataset_id!r}: 'schema' must be a schema's $id (a string)")
     kind = entry.get("kind")
     if kind not in KINDS:
-        raise CatalogError(
-            f"{path}: dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}"
-        )
+        problems.append(f"dataset {dataset_id!r} has kind {kind!r}; expected one of {KINDS}")
     feeds_profile = entry.get("profile", False)
     if not isinstance(feeds_profile, bool):
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'profile' must be true or false")
+        problems.append(f"dataset {dataset_id!r}: 'profile' must be true or false")
     retention_days = entry.get("retention_days", DEFAULT_RETENTION_DAYS)
-    if (
-        not isinstance(retention_days, int)
-        or isinstance(retention_days, bool)
-        or retention_days < 1
-    ):
-        raise CatalogError(
-            f"{path}: dataset {dataset_id!r}: 'retention_days' must be a "
-            "whole number of days, at least 1"
+    if not _whole_number(retention_days, 1, MAX_RETENTION_DAYS):
+        problems.append(
+            f"dataset {dataset_id!r}: 'retention_days' must be a "
+            f"whole number of days, from 1 to {MAX_RETENTION_DAYS:,}"
         )
-    fields = _parse_identity_fields(path, dataset_id, entry.get("identities", []))
+    fields = _parse_identity_fields(problems, dataset_id, entry.get("identities", []))
     schema_ref = entry.get("schema_ref", "")
     if not isinstance(schema_ref, str):
-        raise CatalogError(f"{path}: dataset {dataset_id!r}: 'schema_ref' must be a string")
-    return Dataset(
-        dataset_id, entry["schema"], kind, feeds_profile, retention_days, fields, schema_ref
-    )
+        problems.append(f"dataset {dataset_id!r}: 'schema_ref' must be a string")
+    if len(problems) > found:
+        return None
+    return Dataset(dataset_id, schema_id, kind, feeds_profile, retention_days, fields, schema_ref)
 
 
 def _read_document(path):

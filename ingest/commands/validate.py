@@ -27,7 +27,7 @@ DESCRIPTION = (
     "a list of records (shown as FILE[index], counted from 0). Any other file is JSON Lines:\n"
     "each non-blank line is one record, as `ingest publish` would send it.\n"
     "Exit status: 0 when every record is valid, 1 when any is invalid, 2 when the catalog\n"
-    "or a file cannot be read."
+    "or a file cannot be read (every problem of the catalog is listed)."
 )
 EPILOG = (
     "example:\n"
@@ -57,8 +57,8 @@ def add_parser(commands):
         "--max-errors",
         type=positive_integer,
         default=MAX_ERRORS_PER_RECORD,
-        help="schema violations to show per record (the dead letter shows "
-        f"{MAX_ERRORS_PER_RECORD})",
+        help="schema violations to find and show per record (the dead letter shows "
+        f"{MAX_ERRORS_PER_RECORD}); validation stops there",
     )
     validate.add_argument(
         "--json",
@@ -73,6 +73,8 @@ def validate_files(args):
     for path in args.files:
         if path != "-" and not os.path.isfile(path):
             raise UsageError(f"no such file: {path}")
+    # The validators compute no more errors than are shown, as the pipeline's.
+    catalog = dataclasses.replace(catalog, max_errors=args.max_errors)
     parser = RecordParser(catalog, max_errors=args.max_errors)
     attributes = {} if args.dataset is None else {"dataset": args.dataset}
 
