@@ -8,6 +8,7 @@ files: domain/lake_files.py.
 """
 
 import datetime
+import logging
 import time
 import uuid
 import zlib
@@ -120,9 +121,14 @@ class _ToLakeRowFn(beam.DoFn):
         except Exception as error:
             yield beam.pvalue.TaggedOutput(FAILED, _lake_write_failure(record, error))
             return
-        # By _id, so that copies of a record meet in one file, where they are written once.
-        shard_by = str(record.entity.get("_id", record.message_id))
-        shard = zlib.crc32(shard_by.encode("utf-8")) % self.shards
+        try:
+            # By _id, so that copies of a record meet in one file, where they are written once.
+            shard_by = str(record.entity.get("_id", record.message_id))
+            shard = zlib.crc32(shard_by.encode("utf-8", "surrogatepass")) % self.shards
+        except Exception as error:  # a bug of ours: this record's dead letter, no more
+            logging.exception("unexpected error sharding record %s", record.message_id)
+            yield beam.pvalue.TaggedOutput(FAILED, _internal_failure(record, error))
+            return
         self.pending.setdefault((record.dataset, shard), []).append((record, row))
         self.pending_count += 1
         if self.first_ingested_at is None:
@@ -140,31 +146,53 @@ class _ToLakeRowFn(beam.DoFn):
         # dead letter does too. (Asking Beam for each record's window costs µs a record.)
         stamp = self.first_ingested_at
         for (dataset, shard), entries in self.pending.items():
-            schema = self.schemas[dataset]
-            rows = [row for _, row in entries]
             try:
-                table = pa.Table.from_pylist(rows, schema=schema)
-            except Exception:
-                rows = []
-                for record, row in entries:
-                    try:
-                        pa.Table.from_pylist([row], schema=schema)
-                        rows.append(row)
-                    except Exception as error:
-                        yield beam.pvalue.TaggedOutput(
-                            FAILED,
-                            WindowedValue(
-                                _lake_write_failure(record, error), stamp, _GLOBAL_WINDOWS
-                            ),
-                        )
-                table = pa.Table.from_pylist(rows, schema=schema)
-            if table.num_rows:
-                yield WindowedValue(
-                    ((dataset, shard), arrow_ipc_bytes(table)), stamp, _GLOBAL_WINDOWS
-                )
+                yield from self._batch(dataset, shard, entries, stamp)
+            except Exception as error:  # a bug of ours: these records' dead letters, no more
+                logging.exception("unexpected error making a lake batch of %s", dataset)
+                for record, _ in entries:
+                    failure = _internal_failure(record, error)
+                    yield beam.pvalue.TaggedOutput(
+                        FAILED, WindowedValue(failure, stamp, _GLOBAL_WINDOWS)
+                    )
         self.pending = {}
         self.pending_count = 0
         self.first_ingested_at = None
+
+    def _batch(self, dataset, shard, entries, stamp):
+        schema = self.schemas[dataset]
+        rows = [row for _, row in entries]
+        failures = []
+        try:
+            table = pa.Table.from_pylist(rows, schema=schema)
+        except Exception:
+            rows = []
+            for record, row in entries:
+                try:
+                    pa.Table.from_pylist([row], schema=schema)
+                    rows.append(row)
+                except Exception as error:
+                    failures.append(_lake_write_failure(record, error))
+            table = pa.Table.from_pylist(rows, schema=schema)
+        # Made whole before any is output: a failure above dead-letters the batch once.
+        out = [WindowedValue(f, stamp, _GLOBAL_WINDOWS) for f in failures]
+        out = [beam.pvalue.TaggedOutput(FAILED, f) for f in out]
+        if table.num_rows:
+            encoded = arrow_ipc_bytes(table)
+            out.append(WindowedValue(((dataset, shard), encoded), stamp, _GLOBAL_WINDOWS))
+        return out
+
+
+def _internal_failure(record, error):
+    return FailedMessage.internal(
+        error,
+        "write_to_lake",
+        record.payload,
+        record.attributes,
+        record.message_id,
+        record.publish_time,
+        record.dataset,
+    )
 
 
 def _lake_write_failure(record, error):

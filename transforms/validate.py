@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from domain.parsing import RecordParser
-from domain.records import FailedMessage, RecordError
+from domain.records import FailedMessage
 from transforms.per_process import PerProcess
 
 VALID = "valid"
@@ -43,22 +43,26 @@ class _ParseFn(beam.DoFn):
         )
 
     def process(self, message):
-        attributes = dict(message.attributes or {})
-        payload = message.data or b""
-        message_id = message.message_id or ""
-        publish_time = _plain_datetime(message.publish_time)
         try:
-            record = self.parser.parse(payload, attributes, message_id, publish_time)
-        except Exception as error:
-            if not isinstance(error, RecordError):  # a bug of ours must not stop the pipeline
-                logging.exception("unexpected error parsing message %s", message_id)
-                error = RecordError("internal", repr(error))
-            yield beam.pvalue.TaggedOutput(
-                FAILED, FailedMessage.of(error, STEP, payload, attributes, message_id, publish_time)
+            attributes = dict(message.attributes or {})
+            payload = message.data or b""
+            message_id = message.message_id or ""
+            publish_time = _plain_datetime(message.publish_time)
+            outcome = self.parser.parse_or_fail(payload, attributes, message_id, publish_time, STEP)
+        except Exception as error:  # no message as Pub/Sub gives one: a bug of ours
+            logging.exception("unexpected error reading a message")
+            outcome = FailedMessage.internal(
+                error,
+                STEP,
+                getattr(message, "data", b""),
+                getattr(message, "attributes", {}),
+                getattr(message, "message_id", ""),
             )
+        if isinstance(outcome, FailedMessage):
+            yield beam.pvalue.TaggedOutput(FAILED, outcome)
             return
-        _valid_counter(record.dataset).inc()
-        yield record
+        _valid_counter(outcome.dataset).inc()
+        yield outcome
 
 
 @functools.cache  # one per catalog dataset; making one costs µs
