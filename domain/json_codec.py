@@ -7,7 +7,8 @@ differences, all found by experiment (tests/domain/test_json_codec.py proves the
 decode (orjson.loads against json.loads):
 - orjson refuses what json reads as a non-finite float (NaN, Infinity, 1e999) and what
   json refuses itself (bad UTF-8, a BOM, lone surrogate escapes, bad syntax): any error
-  goes to json, which gives today's document or today's error.
+  goes to json, which gives today's document or today's error. (The record parser then
+  refuses the non-finite floats as not_json: domain/parsing.py.)
 - orjson reads an integer beyond 64 bits as a float; json as an int.
 - orjson reads up to 1024 levels of nesting; json stops earlier (Python's recursion
   limit, less the caller's stack: about 990 levels).
