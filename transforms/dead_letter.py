@@ -5,7 +5,9 @@
 Neither can fail a bundle on one message. A dead letter the topic refuses (or that cannot
 be published at all) is logged, counted (`dead_letter_publish/refused`) and gets a second
 row in `_errors`: class `internal`, step `dead_letter`, with the refusal; its first row,
-with its own reason, is written as any other.
+with its own reason, is written as any other. The publishing is _PublishFn's, but on
+Dataflow, whose native sink publishes what _CheckFn lets through (a refusal there by the
+service itself is the sink's to retry).
 """
 
 import logging
@@ -13,8 +15,9 @@ import time
 
 import apache_beam as beam
 import pyarrow as pa
-from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.io.gcp.pubsub import PubsubMessage, WriteToPubSub
 from apache_beam.metrics import Metrics
+from apache_beam.options.pipeline_options import StandardOptions
 from apache_beam.transforms import window
 from apache_beam.utils.windowed_value import WindowedValue
 
@@ -27,6 +30,8 @@ from transforms.per_process import PerProcess
 STEP = "dead_letter"
 _GLOBAL_WINDOWS = (window.GlobalWindow(),)  # WriteParquetPartitions windows by the stamp
 REFUSED = Metrics.counter("dead_letter_publish", "refused")
+REFUSED_TAG = "refused"
+MAX_MESSAGE_BYTES = 10_000_000  # Pub/Sub's limit on a message (and on a Publish call)
 
 
 class DeadLetter(beam.PTransform):
@@ -40,7 +45,18 @@ class DeadLetter(beam.PTransform):
 
     def expand(self, failed_messages):
         counted = failed_messages | "CountFailures" >> beam.Map(_count)
-        refused = counted | "PublishToDeadLetterTopic" >> beam.ParDo(_PublishFn(self.topic))
+        if _on_dataflow(failed_messages.pipeline):  # its native sink, which --update knows
+            checked = counted | "CheckForTopic" >> beam.ParDo(_CheckFn()).with_outputs(
+                REFUSED_TAG, main="publishable"
+            )
+            _ = (
+                checked.publishable
+                | "ToPubsubMessages" >> beam.Map(to_pubsub_message)
+                | "PublishToDeadLetterTopic" >> WriteToPubSub(self.topic, with_attributes=True)
+            )
+            refused = checked[REFUSED_TAG]
+        else:
+            refused = counted | "PublishToDeadLetterTopic" >> beam.ParDo(_PublishFn(self.topic))
         return (
             (counted, refused)
             | "WithRefusedPublishes" >> beam.Flatten()
@@ -54,6 +70,31 @@ class DeadLetter(beam.PTransform):
 
 def to_pubsub_message(failed):
     return PubsubMessage(failed.payload, dead_letter_attributes(failed))
+
+
+def _on_dataflow(pipeline):
+    runner = pipeline.options.view_as(StandardOptions).runner if pipeline.options else None
+    return "dataflow" in str(runner or "").lower()
+
+
+class _CheckFn(beam.DoFn):
+    """On Dataflow, before its native sink: a dead letter Pub/Sub could not take (its
+    attributes always fit; a payload near 10 MB with them may not) goes to REFUSED_TAG
+    as the refusal of _PublishFn would, so that it cannot fail the sink's bundle."""
+
+    def process(self, failed):
+        try:
+            message = to_pubsub_message(failed)
+            size = len(message.data) + sum(
+                len(k.encode()) + len(v.encode()) + 8 for k, v in message.attributes.items()
+            )
+            if size > MAX_MESSAGE_BYTES:
+                raise ValueError(f"the dead letter would be {size} bytes; Pub/Sub takes 10 MB")
+        except Exception as error:
+            for refusal in _refusals(None, [failed], error):
+                yield beam.pvalue.TaggedOutput(REFUSED_TAG, refusal)
+            return
+        yield failed
 
 
 class _PublishFn(beam.DoFn):
@@ -121,21 +162,23 @@ class _PublishFn(beam.DoFn):
             yield from self._refused([failed for failed, _ in pending], error)
 
     def _refused(self, failures, error):
-        logging.error(
-            "the dead-letter topic %s did not take %d dead letter(s), kept in the lake's "
-            "%s only: %s",
-            self.topic,
-            len(failures),
-            ERRORS_DATASET,
-            describe(error),
-        )
-        REFUSED.inc(len(failures))
-        stamp = time.time()
-        for failed in failures:
-            refusal = _internal(
-                failed, f"not published to the dead-letter topic: {describe(error)}"
-            )
-            yield WindowedValue(refusal, stamp, _GLOBAL_WINDOWS)
+        yield from _refusals(self.topic, failures, error)
+
+
+def _refusals(topic, failures, error):
+    """Logs and counts dead letters the topic did not take; their second `_errors` rows."""
+    logging.error(
+        "the dead-letter topic %s did not take %d dead letter(s), kept in the lake's %s only: %s",
+        topic or "",
+        len(failures),
+        ERRORS_DATASET,
+        describe(error),
+    )
+    REFUSED.inc(len(failures))
+    stamp = time.time()
+    for failed in failures:
+        refusal = _internal(failed, f"not published to the dead-letter topic: {describe(error)}")
+        yield WindowedValue(refusal, stamp, _GLOBAL_WINDOWS)
 
 
 def error_tables():

@@ -23,7 +23,7 @@ from helpers.beam_testing import streaming_pipeline
 from helpers.examples import example_lines
 from pubsub_helpers import pull_messages
 from tests.transforms.emulator_writes import cells_of, new_table, parse_all
-from transforms.dead_letter import DeadLetter, _PublishFn, to_pubsub_message
+from transforms.dead_letter import REFUSED_TAG, DeadLetter, _CheckFn, _PublishFn, to_pubsub_message
 from transforms.profile_store import WriteProfiles
 from transforms.validate import ParseAndValidate
 
@@ -234,3 +234,24 @@ def test_a_record_whose_cells_cannot_be_made_is_a_dead_letter_and_the_rest_is_wr
             equal_to([("m-broken", "internal", "write_profiles", "crm-profiles")]),
         )
     assert cells_of(table)  # the good record's fragment and links are there
+
+
+def test_on_dataflow_a_dead_letter_too_large_for_pub_sub_is_kept_from_its_native_sink(catalog):
+    ok, big = failures_of(catalog, poison_stream()[:4:2])
+    big = dataclasses.replace(big, payload=b"x" * 9_999_990)  # with its attributes: > 10 MB
+    with TestPipeline(runner="BundleBasedDirectRunner") as p:
+        checked = (
+            p
+            | beam.Create([ok, big], reshuffle=False)
+            | beam.ParDo(_CheckFn()).with_outputs(REFUSED_TAG, main="publishable")
+        )
+        assert_that(
+            checked.publishable | beam.Map(lambda f: f.error_class),
+            equal_to([ok.error_class]),
+            label="publishable",
+        )
+        assert_that(
+            checked[REFUSED_TAG] | beam.Map(lambda f: (len(f.payload), f.error_class, f.step)),
+            equal_to([(9_999_990, "internal", "dead_letter")]),
+            label="refused",
+        )
