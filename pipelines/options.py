@@ -70,12 +70,9 @@ class IngestOptions(PipelineOptions):
             "--pubsub_readers",
             type=int,
             default=1,
-            help="Parallel reads of the subscription. On the DirectRunner each read pulls "
-            "at most 10 messages per bundle, so more reads drain a backlog faster, but "
-            "the DirectRunner works on one thread and an idle read blocks 30 s, so a "
-            "message can wait behind the others' idle pulls, (readers - 1) x 30 s at "
-            "worst: keep 1 unless throughput matters more than latency. 1 is right on "
-            "Dataflow.",
+            help="Parallel reads of the subscription, flattened. On the DirectRunner the "
+            "reads share one background pull of the subscription, so more add nothing; "
+            "1 is right on Dataflow too.",
         )
 
 
@@ -89,12 +86,12 @@ class LocalRunOptions(PipelineOptions):
             "--backlog_pull_size",
             type=int,
             default=None,
-            help="With each bundle the DirectRunner's read brings (at most 10 messages), "
-            "pull up to this many more messages of the subscription into the same "
-            "bundle; the runner's cost is per bundle, so this is what lets a local "
-            "pipeline drain a backlog. They are acknowledged when pulled, as the "
-            "DirectRunner's read does its own. Default: 1000 on the DirectRunner, 0 "
-            "(off) on other runners; must be 0 on Dataflow.",
+            help="DirectRunner only: the read pulls the subscription on a thread of its "
+            "own, up to 1,000 messages a pull, acknowledged once queued, and each bundle "
+            "takes in up to this many of the messages pulled so far (the runner's cost "
+            "is per bundle). 0: the DirectRunner's own read instead, one pull of at most "
+            "10 messages a bundle. Default: 1000 on the DirectRunner, 0 on other runners; "
+            "must be 0 on Dataflow, whose read is its own.",
         )
 
 
@@ -126,6 +123,10 @@ def parse_options(argv):
         options.view_as(StandardOptions).runner = (
             "DataflowRunner" if launched_as_template else DEFAULT_RUNNER
         )
+    elif options.view_as(StandardOptions).runner == "DirectRunner":
+        # Beam's DirectRunner would first try Prism, which has neither Beam's Pub/Sub
+        # read nor ours: the pipeline runs where the DirectRunner would fall back to.
+        options.view_as(StandardOptions).runner = DEFAULT_RUNNER
     ingest = options.view_as(IngestOptions)
     ingest.bigtable_project = (
         ours.bigtable_project
@@ -134,7 +135,7 @@ def parse_options(argv):
     )
     local = options.view_as(LocalRunOptions)
     if local.backlog_pull_size is None:
-        local.backlog_pull_size = DEFAULT_BACKLOG_PULL_SIZE if _on_direct_runner(options) else 0
+        local.backlog_pull_size = DEFAULT_BACKLOG_PULL_SIZE if on_direct_runner(options) else 0
     problems = check_options(ingest)
     if problems:
         parser.error("\n  ".join(problems))
@@ -194,7 +195,7 @@ def check_options(options):
     backlog_pull_size = options.view_as(LocalRunOptions).backlog_pull_size or 0
     if backlog_pull_size < 0:
         problems.append("--backlog_pull_size must be 0 or more")
-    elif backlog_pull_size and not _on_direct_runner(options):
+    elif backlog_pull_size and not on_direct_runner(options):
         problems.append(
             "--backlog_pull_size is for the DirectRunner only: leave it out "
             "(Dataflow's read acknowledges only after a checkpoint; messages "
@@ -220,7 +221,7 @@ def check_options(options):
     return problems
 
 
-def _on_direct_runner(options):
+def on_direct_runner(options):
     return "direct" in str(options.view_as(StandardOptions).runner).lower()
 
 

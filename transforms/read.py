@@ -4,45 +4,36 @@ import datetime
 
 import apache_beam as beam
 from apache_beam.io.gcp.pubsub import PubsubMessage, ReadFromPubSub
-from apache_beam.metrics import Metrics
 from google.pubsub_v1.types import PubsubMessage as PubsubMessageProto
 
 from domain.times import EPOCH
-from transforms.per_process import PerProcess
-
-MAX_PULL_MESSAGES = 1000
+from transforms.local_read import LocalPubSubRead
 
 
 class ReadMessages(beam.PTransform):
-    """Reads `readers` parallel pulls of one subscription and flattens them.
+    """Reads `readers` parallel reads of one subscription and flattens them.
 
-    The DirectRunner's read pulls at most 10 messages per bundle, and the runner's cost
-    is per bundle of every step, not per message: that caps a local pipeline at about a
-    hundred messages a second. With `backlog_pull_size` N > 0, each bundle the read
-    brings also pulls up to N more messages of the subscription, in the same bundle:
-    a backlog then flows in bundles of up to N + 10, and a trickle is not delayed (a
-    pull that finds nothing returns at once). Those messages are acknowledged when
-    pulled, as the DirectRunner's read does its own. Dataflow's read needs none of this
-    (N must be 0 there: its read acknowledges only after a checkpoint).
+    With `local_bundle_size` N > 0 (the DirectRunner only), each read is the local read of
+    transforms/local_read.py: a background pull, and bundles of up to N messages it has
+    pulled. With 0, it is Beam's ReadFromPubSub: on Dataflow the native read, which
+    acknowledges only after a checkpoint; on the DirectRunner the runner's own read, one
+    pull of at most 10 messages a bundle.
     """
 
-    def __init__(self, subscription, readers=1, backlog_pull_size=0):
+    def __init__(self, subscription, readers=1, local_bundle_size=0):
         super().__init__()
         self.subscription = subscription
         self.readers = readers
-        self.backlog_pull_size = backlog_pull_size
+        self.local_bundle_size = local_bundle_size
 
     def expand(self, pipeline):
-        reads = [
-            pipeline | f"Read{index}" >> _ReadFromPubSub(self.subscription)
-            for index in range(self.readers)
-        ]
-        messages = reads[0] if len(reads) == 1 else reads | "MergeReads" >> beam.Flatten()
-        if self.backlog_pull_size:
-            messages = messages | "PullBacklog" >> beam.ParDo(
-                _PullBacklogFn(self.subscription, self.backlog_pull_size)
-            )
-        return messages
+        reads = [pipeline | f"Read{index}" >> self._read() for index in range(self.readers)]
+        return reads[0] if len(reads) == 1 else reads | "MergeReads" >> beam.Flatten()
+
+    def _read(self):
+        if self.local_bundle_size:
+            return LocalPubSubRead(self.subscription, self.local_bundle_size)
+        return _ReadFromPubSub(self.subscription)
 
 
 class _ReadFromPubSub(ReadFromPubSub):
@@ -79,70 +70,3 @@ def message_from_proto(encoded):
     else:
         publish_time = None
     return PubsubMessage(pb.data, dict(pb.attributes), pb.message_id, publish_time, pb.ordering_key)
-
-
-class _PullBacklogFn(beam.DoFn):
-    def __init__(self, subscription, size):
-        self.subscription = subscription
-        self.size = size
-        self.client_handle = PerProcess()
-
-    def setup(self):
-        self.client = self.client_handle.acquire(_subscriber_client)
-
-    def start_bundle(self):
-        self.pulled = False
-
-    def process(self, message):
-        yield message
-        if self.pulled:
-            return
-        self.pulled = True
-        client = self.client
-        received = []
-        while len(received) < self.size:
-            response = client.pull(
-                request={
-                    "subscription": self.subscription,
-                    "max_messages": min(MAX_PULL_MESSAGES, self.size - len(received)),
-                    "return_immediately": True,
-                }
-            )
-            # The raw protobuf: proto-plus wrappers are slow to read, message by message.
-            pulled = type(response).pb(response).received_messages
-            if not pulled:
-                break
-            received.extend(pulled)
-            ack_ids = [m.ack_id for m in pulled]
-            for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
-                client.acknowledge(
-                    request={
-                        "subscription": self.subscription,
-                        "ack_ids": ack_ids[start : start + 500],
-                    }
-                )
-        Metrics.counter("read", "backlog_pulled").inc(len(received))
-        for received_message in received:
-            yield _message(received_message.message)
-
-
-def _message(pulled):
-    """The PubsubMessage the DirectRunner's read makes of a pulled message (protobuf)."""
-    publish_time = (
-        pulled.publish_time.ToDatetime(tzinfo=datetime.timezone.utc)
-        if pulled.HasField("publish_time")
-        else None
-    )
-    return PubsubMessage(
-        pulled.data,
-        dict(pulled.attributes),
-        message_id=pulled.message_id or None,
-        publish_time=publish_time,
-        ordering_key=pulled.ordering_key,
-    )
-
-
-def _subscriber_client():
-    from google.cloud import pubsub_v1
-
-    return pubsub_v1.SubscriberClient()

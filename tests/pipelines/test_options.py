@@ -162,8 +162,15 @@ def test_the_runner_is_the_local_one_unless_the_template_launcher_runs_it():
     launched = parse_options(argv_of(VALID) + ["--template_location=gs://demo-bucket/t.json"])
     assert launched.view_as(StandardOptions).runner == "DataflowRunner"
     assert launched.view_as(LocalRunOptions).backlog_pull_size == 0
+    given = parse_options(argv_of(VALID) + ["--runner=DataflowRunner", "--backlog_pull_size=0"])
+    assert given.view_as(StandardOptions).runner == "DataflowRunner"
+
+
+def test_the_switching_direct_runner_is_the_bundle_based_one():
+    """Beam's DirectRunner would try Prism first, which reads no Pub/Sub."""
     given = parse_options(argv_of(VALID) + ["--runner=DirectRunner"])
-    assert given.view_as(StandardOptions).runner == "DirectRunner"
+    assert given.view_as(StandardOptions).runner == "BundleBasedDirectRunner"
+    assert given.view_as(LocalRunOptions).backlog_pull_size == 1000
 
 
 def test_without_a_bigtable_project_or_a_project_the_run_is_refused(capsys, monkeypatch):

@@ -1,0 +1,174 @@
+"""transforms/local_read.py: the local run's Pub/Sub read, against the Pub/Sub emulator:
+its background pull on its own, then the read step in a streaming pipeline on the
+BundleBasedDirectRunner, cancelled once it has shown what it must."""
+
+import logging
+import threading
+import time
+import uuid
+
+import apache_beam as beam
+import pytest
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.transforms import window
+from google.cloud import pubsub_v1
+
+from pubsub_helpers import pull_messages
+from transforms.local_read import BackgroundPull, LocalPubSubRead
+
+# What the pipelines under test saw, by test: the DirectRunner runs DoFns in this process.
+SEEN = {}
+SEEN_LOCK = threading.Lock()
+
+
+def publish(resources, count, **attributes):
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(resources.project, resources.topic)
+    futures = [
+        publisher.publish(topic, f"message-{n}".encode(), number=str(n), **attributes)
+        for n in range(count)
+    ]
+    return [future.result(timeout=30) for future in futures]
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"not within {seconds} s: {what}")
+
+
+def test_the_pull_queues_what_is_published_and_acknowledges_it(pubsub_resources):
+    pull = BackgroundPull(pubsub_resources.subscription_path, bundle_size=100)
+    pull.start()
+    try:
+        publish(pubsub_resources, 250, dataset="web-events")
+        taken = []
+        deadline = time.monotonic() + 30
+        while len(taken) < 250 and time.monotonic() < deadline:
+            batch = pull.take(100, wait_seconds=1)
+            assert len(batch) <= 100
+            taken.extend(batch)
+    finally:
+        pull.stop()
+    assert sorted(m.data for m in taken) == sorted(f"message-{n}".encode() for n in range(250))
+    assert {m.attributes["dataset"] for m in taken} == {"web-events"}
+    assert all(m.message_id and m.publish_time is not None for m in taken)
+    assert pull_messages(pubsub_resources.subscription_path, 0, timeout=2) == []
+
+
+def test_take_waits_at_most_its_wait_when_nothing_is_queued(pubsub_resources):
+    pull = BackgroundPull(pubsub_resources.subscription_path, bundle_size=10)
+    pull.start()
+    try:
+        started = time.monotonic()
+        assert pull.take(10, wait_seconds=0.3) == []
+        waited = time.monotonic() - started
+    finally:
+        pull.stop()
+    assert 0.25 <= waited < 5
+
+
+def test_a_pull_that_fails_is_retried_until_it_works(emulators, caplog):
+    """An outage, played by a subscription that does not exist yet: the pull warns, backs
+    off and keeps trying; once the subscription is there, what is published arrives."""
+    suffix = uuid.uuid4().hex[:8]
+    publisher, subscriber = pubsub_v1.PublisherClient(), pubsub_v1.SubscriberClient()
+    topic = publisher.create_topic(name=f"projects/{emulators.project}/topics/late-{suffix}").name
+    subscription = f"projects/{emulators.project}/subscriptions/late-sub-{suffix}"
+    pull = BackgroundPull(subscription, bundle_size=10)
+    with caplog.at_level(logging.WARNING, logger="transforms.local_read"):
+        pull.start()
+        try:
+            wait_for(
+                lambda: any("failed" in r.getMessage() for r in caplog.records),
+                20,
+                "a WARNING for the failed pull",
+            )
+            subscriber.create_subscription(name=subscription, topic=topic)
+            publisher.publish(topic, b"after the outage").result(timeout=30)
+            taken = []
+            wait_for(lambda: taken.extend(pull.take(10, 0.2)) or taken, 60, "the message")
+        finally:
+            pull.stop()
+    assert [m.data for m in taken] == [b"after the outage"]
+    assert any("again after" in r.getMessage() for r in caplog.records)
+
+
+class _Note(beam.DoFn):
+    """Notes each bundle's elements under the test's key."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def start_bundle(self):
+        self.bundle = []
+
+    def process(self, element):
+        self.bundle.append(element)
+        yield element
+
+    def finish_bundle(self):
+        if self.bundle:
+            with SEEN_LOCK:
+                SEEN.setdefault(self.key, []).append(self.bundle)
+
+
+def run_streaming(build):
+    options = PipelineOptions(["--runner=BundleBasedDirectRunner", "--streaming"])
+    pipeline = beam.Pipeline(options=options)
+    build(pipeline)
+    return pipeline.run()
+
+
+def test_the_read_brings_every_message_in_bundles_of_at_most_its_size(pubsub_resources):
+    key = uuid.uuid4().hex
+    result = run_streaming(
+        lambda p: (
+            p
+            | LocalPubSubRead(pubsub_resources.subscription_path, bundle_size=40)
+            | beam.Map(lambda m: (m.data, m.attributes["number"], m.publish_time is not None))
+            | beam.ParDo(_Note(key))
+        )
+    )
+    try:
+        publish(pubsub_resources, 300)
+        wait_for(lambda: sum(map(len, SEEN.get(key, []))) >= 300, 60, "300 messages read")
+    finally:
+        result.cancel()
+        BackgroundPull.close(pubsub_resources.subscription_path)
+    bundles = SEEN[key]
+    assert sorted(e for b in bundles for e in b) == sorted(
+        (f"message-{n}".encode(), str(n), True) for n in range(300)
+    )
+    assert max(map(len, bundles)) <= 40
+    assert len(bundles) < 300  # messages already pulled travel together
+
+
+def test_a_quiet_topic_still_closes_the_windows(pubsub_resources):
+    """The runner's own read blocks 30 s on an empty pull, holding the watermark; this
+    read gives up waiting within a second, so a window closes soon after its end."""
+    key = uuid.uuid4().hex
+    result = run_streaming(
+        lambda p: (
+            p
+            | LocalPubSubRead(pubsub_resources.subscription_path, bundle_size=100)
+            | beam.WindowInto(window.FixedWindows(1))
+            | beam.Map(lambda m: ("all", 1))
+            | beam.CombinePerKey(sum)
+            | beam.ParDo(_Note(key))
+        )
+    )
+    try:
+        time.sleep(2)  # the pipeline up, its pull waiting
+        publish(pubsub_resources, 5)
+        published = time.monotonic()
+        wait_for(lambda: SEEN.get(key), 15, "the window's count")
+        closed_after = time.monotonic() - published
+    finally:
+        result.cancel()
+        BackgroundPull.close(pubsub_resources.subscription_path)
+    assert sum(count for bundle in SEEN[key] for _, count in bundle) == 5
+    assert closed_after < 10

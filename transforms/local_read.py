@@ -1,0 +1,221 @@
+"""The Pub/Sub read of a local run: a background pull, and bundles of what it has pulled.
+
+The DirectRunner's own read makes each bundle out of one synchronous pull of at most 10
+messages, on the runner's only thread, and the runner's cost is per bundle: a local
+pipeline then spends its time pulling, and a record waits for the pulls in front of it.
+Here a thread of its own pulls the subscription (blocking pulls of up to 1,000 messages,
+acknowledged as soon as they are queued, as the DirectRunner acknowledges its own) and
+the runner's read step only takes what is queued: every message pulled so far, up to
+`bundle_size`, at once. When nothing is queued it waits at most IDLE_WAIT_SECONDS and then
+returns empty, so that the watermark, and with it the lake's windows, moves on while the
+topic is quiet. A failed pull is retried, backing off, for as long as it fails: an outage
+of Pub/Sub is waited out, with a WARNING each time, never the end of the pipeline.
+
+DirectRunner only (Dataflow's read is its own): the step is evaluated by
+_LocalReadEvaluator, registered with the runner's evaluators (docs/private-apis.md).
+"""
+
+import collections
+import datetime
+import logging
+import threading
+import time
+
+import apache_beam as beam
+from apache_beam import pvalue
+from apache_beam.io.gcp.pubsub import PubsubMessage
+from apache_beam.runners.direct.transform_evaluator import (
+    TransformEvaluatorRegistry,
+    _TransformEvaluator,
+)
+from apache_beam.runners.direct.util import TransformResult
+from apache_beam.transforms.window import GlobalWindows
+from apache_beam.utils.timestamp import Timestamp
+
+MAX_PULL_MESSAGES = 1000  # the most one pull asks for
+IDLE_WAIT_SECONDS = 0.5
+PULL_TIMEOUT_SECONDS = 30
+MAX_BACKOFF_SECONDS = 30
+QUEUED_BUNDLES = 20  # the pull waits while this many bundles' worth are queued
+
+_LOG = logging.getLogger(__name__)
+
+
+class LocalPubSubRead(beam.PTransform):
+    """Unbounded PubsubMessages (attributes included) of one subscription."""
+
+    def __init__(self, subscription, bundle_size):
+        super().__init__()
+        self.subscription = subscription
+        self.bundle_size = bundle_size
+
+    def expand(self, pbegin):
+        return pvalue.PCollection(pbegin.pipeline, is_bounded=False)
+
+    def get_windowing(self, unused_inputs):
+        return beam.Windowing(GlobalWindows())
+
+
+class BackgroundPull:
+    """One thread pulling one subscription into a queue; `take` empties the queue."""
+
+    _started = {}
+    _started_lock = threading.Lock()
+
+    @classmethod
+    def of(cls, subscription, bundle_size):
+        """The process's one pull of `subscription`, started on first use."""
+        with cls._started_lock:
+            pull = cls._started.get(subscription)
+            if pull is None:
+                pull = cls._started[subscription] = cls(subscription, bundle_size)
+                pull.start()
+            return pull
+
+    @classmethod
+    def close(cls, subscription):
+        """Stops the process's pull of `subscription`, if it has one."""
+        with cls._started_lock:
+            pull = cls._started.pop(subscription, None)
+        if pull is not None:
+            pull.stop()
+
+    def __init__(self, subscription, bundle_size, client=None):
+        self.subscription = subscription
+        self.capacity = max(bundle_size, MAX_PULL_MESSAGES) * QUEUED_BUNDLES
+        self._client = client
+        self._queue = collections.deque()
+        self._changed = threading.Condition()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"pull {subscription}", daemon=True)
+
+    def start(self):
+        self._thread.start()
+
+    def stop(self):
+        self._stopped.set()
+        with self._changed:
+            self._changed.notify_all()
+        self._thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
+
+    def take(self, most, wait_seconds):
+        """Up to `most` queued messages, oldest first: waits up to `wait_seconds` for one."""
+        with self._changed:
+            if not self._queue:
+                self._changed.wait(wait_seconds)
+            taken = [self._queue.popleft() for _ in range(min(most, len(self._queue)))]
+            self._changed.notify_all()  # room for the pull
+            return taken
+
+    def oldest(self):
+        with self._changed:
+            return self._queue[0] if self._queue else None
+
+    def _run(self):
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.SubscriberClient()
+        failures = 0
+        while not self._stopped.is_set():
+            with self._changed:
+                while len(self._queue) >= self.capacity and not self._stopped.is_set():
+                    self._changed.wait(1)
+            try:
+                pulled = self._pull()
+                if pulled:
+                    messages = [_message(received.message) for received in pulled]
+                    with self._changed:
+                        self._queue.extend(messages)
+                        self._changed.notify_all()
+                    self._acknowledge([received.ack_id for received in pulled])
+            except Exception as error:  # any failure of Pub/Sub is waited out
+                failures += 1
+                backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 8))
+                _LOG.warning(
+                    "pulling %s failed (%s: %s), %d in a row; trying again in %.1f s",
+                    self.subscription,
+                    type(error).__name__,
+                    error,
+                    failures,
+                    backoff,
+                )
+                self._stopped.wait(backoff)
+                continue
+            if failures:
+                _LOG.warning("pulling %s again after %d failures", self.subscription, failures)
+                failures = 0
+
+    def _pull(self):
+        from google.api_core import exceptions
+
+        try:
+            response = self._client.pull(
+                request={"subscription": self.subscription, "max_messages": MAX_PULL_MESSAGES},
+                timeout=PULL_TIMEOUT_SECONDS,
+                retry=None,
+            )
+        except exceptions.DeadlineExceeded:
+            return []  # an idle pull
+        # The raw protobuf: proto-plus wrappers are slow to read, message by message.
+        return type(response).pb(response).received_messages
+
+    def _acknowledge(self, ack_ids):
+        for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
+            self._client.acknowledge(
+                request={"subscription": self.subscription, "ack_ids": ack_ids[start : start + 500]}
+            )
+
+
+class _LocalReadEvaluator(_TransformEvaluator):
+    """Each bundle of the read: what the background pull has queued, up to bundle_size."""
+
+    def start_bundle(self):
+        pass
+
+    def process_element(self, element):
+        pass
+
+    def finish_bundle(self):
+        transform = self._applied_ptransform.transform
+        pull = BackgroundPull.of(transform.subscription, transform.bundle_size)
+        taken = pull.take(transform.bundle_size, IDLE_WAIT_SECONDS)
+        bundles = []
+        if taken:
+            bundle = self._evaluation_context.create_bundle(next(iter(self._outputs)))
+            for message in taken:
+                bundle.output(GlobalWindows.windowed_value(message, timestamp=_timestamp(message)))
+            bundles.append(bundle)
+        # Hold the watermark at the oldest message still queued, else the wall clock, as
+        # the DirectRunner's read holds it at the time its pull returned.
+        oldest = pull.oldest()
+        hold = _timestamp(oldest) if oldest else Timestamp.of(time.time())
+        unprocessed = self._evaluation_context.create_bundle(
+            pvalue.PBegin(self._applied_ptransform.transform.pipeline)
+        )
+        return TransformResult(self, bundles, [unprocessed], None, {None: hold})
+
+
+def _timestamp(message):
+    if message.publish_time is None:
+        return Timestamp.of(time.time())
+    return Timestamp.from_utc_datetime(message.publish_time)
+
+
+def _message(pulled):
+    """The PubsubMessage the DirectRunner's read makes of a pulled message (protobuf)."""
+    publish_time = (
+        pulled.publish_time.ToDatetime(tzinfo=datetime.timezone.utc)
+        if pulled.HasField("publish_time")
+        else None
+    )
+    return PubsubMessage(
+        pulled.data,
+        dict(pulled.attributes),
+        message_id=pulled.message_id or None,
+        publish_time=publish_time,
+        ordering_key=pulled.ordering_key,
+    )
+
+
+TransformEvaluatorRegistry._test_evaluators_overrides[LocalPubSubRead] = _LocalReadEvaluator
