@@ -12,8 +12,15 @@ import sys
 import apache_beam as beam
 
 from domain.catalog import Catalog, CatalogError
-from pipelines.options import IngestOptions, LocalRunOptions, check_profile_table, parse_options
+from pipelines.options import (
+    IngestOptions,
+    LocalRunOptions,
+    check_profile_table,
+    on_direct_runner,
+    parse_options,
+)
 from transforms.dead_letter import DeadLetter
+from transforms.direct_runner import speed_up_direct_runner
 from transforms.lake import WriteToLake
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
@@ -54,6 +61,8 @@ def run(argv=None):
     problem = check_profile_table(ingest, catalog)
     if problem:
         sys.exit(f"error: {problem}")
+    if on_direct_runner(options):
+        speed_up_direct_runner()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, ingest, catalog)
     # Beam, the clients and the catalog are hundreds of thousands of objects that live as
