@@ -29,6 +29,7 @@ from domain.lake_files import (
 from domain.lake_schema import arrow_schema, row_converter
 from domain.records import FailedMessage
 from domain.times import UTC
+from transforms.per_process import PinnedDict
 
 FAILED = "failed"
 _GLOBAL_WINDOWS = (window.GlobalWindow(),)
@@ -40,7 +41,7 @@ class WriteToLake(beam.PTransform):
     def __init__(self, lake_path, catalog, window_seconds, shards=1):
         super().__init__()
         self.lake_path = lake_path
-        self.schemas = {d: arrow_schema(catalog, d) for d in catalog.datasets}
+        self.schemas = PinnedDict({d: arrow_schema(catalog, d) for d in catalog.datasets})
         self.window_seconds = window_seconds
         self.shards = shards
 
