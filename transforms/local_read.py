@@ -4,7 +4,7 @@ The DirectRunner's own read makes each bundle out of one synchronous pull of at 
 messages, on the runner's only thread, and the runner's cost is per bundle: a local
 pipeline then spends its time pulling, and a record waits for the pulls in front of it.
 Here a thread of its own pulls the subscription (blocking pulls of up to 1,000 messages,
-acknowledged as soon as they are queued, as the DirectRunner acknowledges its own) and
+acknowledged by another thread once queued, as the DirectRunner acknowledges its own) and
 the runner's read step only takes what is queued: every message pulled so far, up to
 `bundle_size`, at once. When nothing is queued it waits at most IDLE_WAIT_SECONDS and then
 returns empty, so that the watermark, and with it the lake's windows, moves on while the
@@ -18,6 +18,7 @@ _LocalReadEvaluator, registered with the runner's evaluators (docs/private-apis.
 import collections
 import datetime
 import logging
+import queue
 import threading
 import time
 
@@ -87,16 +88,27 @@ class BackgroundPull:
         self._queue = collections.deque()
         self._changed = threading.Condition()
         self._stopped = threading.Event()
+        self._acks = queue.SimpleQueue()  # ack ids, acknowledged by a thread of their own
         self._thread = threading.Thread(target=self._run, name=f"pull {subscription}", daemon=True)
+        self._ack_thread = threading.Thread(
+            target=self._acknowledge_queued, name=f"ack {subscription}", daemon=True
+        )
 
     def start(self):
+        if self._client is None:
+            from google.cloud import pubsub_v1
+
+            self._client = pubsub_v1.SubscriberClient()
         self._thread.start()
+        self._ack_thread.start()
 
     def stop(self):
         self._stopped.set()
         with self._changed:
             self._changed.notify_all()
+        self._acks.put(None)
         self._thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
+        self._ack_thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
 
     def take(self, most, wait_seconds):
         """Up to `most` queued messages, oldest first: waits up to `wait_seconds` for one."""
@@ -112,10 +124,6 @@ class BackgroundPull:
             return self._queue[0] if self._queue else None
 
     def _run(self):
-        if self._client is None:
-            from google.cloud import pubsub_v1
-
-            self._client = pubsub_v1.SubscriberClient()
         failures = 0
         while not self._stopped.is_set():
             with self._changed:
@@ -128,7 +136,7 @@ class BackgroundPull:
                     with self._changed:
                         self._queue.extend(messages)
                         self._changed.notify_all()
-                    self._acknowledge([received.ack_id for received in pulled])
+                    self._acks.put([received.ack_id for received in pulled])
             except Exception as error:  # any failure of Pub/Sub is waited out
                 failures += 1
                 backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 8))
@@ -160,11 +168,42 @@ class BackgroundPull:
         # The raw protobuf: proto-plus wrappers are slow to read, message by message.
         return type(response).pb(response).received_messages
 
+    def _acknowledge_queued(self):
+        """Acknowledges what the pull has queued, apart from it: an acknowledgement takes
+        the emulator about as long as a pull, and the pull need not wait for it."""
+        while True:
+            ack_ids = self._acks.get()
+            if ack_ids is None:
+                return
+            while not self._acks.empty() and len(ack_ids) < 5000:
+                more = self._acks.get()
+                if more is None:
+                    self._acks.put(None)
+                    break
+                ack_ids.extend(more)
+            for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
+                self._acknowledge(ack_ids[start : start + 500])
+
     def _acknowledge(self, ack_ids):
-        for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
-            self._client.acknowledge(
-                request={"subscription": self.subscription, "ack_ids": ack_ids[start : start + 500]}
-            )
+        """Tried until it works: an ack lost would have the message delivered again."""
+        failures = 0
+        while True:
+            try:
+                self._client.acknowledge(
+                    request={"subscription": self.subscription, "ack_ids": ack_ids}
+                )
+                return
+            except Exception as error:
+                failures += 1
+                if self._stopped.is_set() or failures > 10:
+                    _LOG.warning(
+                        "acknowledging %d messages of %s failed (%s); they will be delivered again",
+                        len(ack_ids),
+                        self.subscription,
+                        error,
+                    )
+                    return
+                self._stopped.wait(min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures))
 
 
 class _LocalReadEvaluator(_TransformEvaluator):
