@@ -35,7 +35,7 @@ def build_pipeline(pipeline, options, catalog):
     )
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
 
-    _ = records.valid | "WriteProfiles" >> WriteProfiles(
+    profiles = records.valid | "WriteProfiles" >> WriteProfiles(
         options.bigtable_project, options.bigtable_instance, options.bigtable_table, catalog
     )
     lake = records.valid | "WriteToLake" >> WriteToLake(
@@ -43,7 +43,7 @@ def build_pipeline(pipeline, options, catalog):
     )
 
     _ = (
-        (records.failed, lake["failed"])
+        (records.failed, profiles["failed"], lake["failed"])
         | "CollectFailures" >> beam.Flatten()
         | "DeadLetter"
         >> DeadLetter(options.dead_letter_topic, options.lake_path, options.window_seconds)
