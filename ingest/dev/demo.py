@@ -68,8 +68,8 @@ def main():
             f"Waiting until all {published} messages are accounted for: a lake row or a dead letter"
         )
         say(
-            f"(the lake writes a file when its {WINDOW_SECONDS} s window closes, which on the "
-            "DirectRunner waits for the next Pub/Sub pull to return: up to 30 s when idle)"
+            f"(the lake writes a file when its {WINDOW_SECONDS} s window closes and the "
+            "watermark passes its end: within a second on a quiet topic)"
         )
         dead_letters = wait_for_every_message(published, pipeline)
         wait_for_errors_dataset(len(dead_letters), pipeline)
