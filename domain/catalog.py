@@ -17,6 +17,7 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
       blocked: ["test@example\\.com"] # values never linked (regexes), beside the built-in ones
       max_identities: 50
     limits: {max_array_items: 10000, max_object_properties: 1000}  # optional: per record
+    connections: {...}                # optional: who may send over HTTP (domain/connections.py)
 
 Dataset ids match DATASET_ID_PATTERN: each names a folder of the lake, so no path
 separators, no `.` or `..`, and no leading `_` (the dead letter's `_errors` folder).
@@ -33,6 +34,7 @@ import re
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
+from domain.connections import parse_connections
 from domain.identity import MAX_NAMESPACE_CHARS, IdentityField
 from domain.identity_graph import DEFAULT_MAX_IDENTITIES, IdentityRules
 from domain.schema_drafts import LIMIT_RANGE, ValidationLimits
@@ -79,6 +81,7 @@ class Catalog:
     identity_rules: IdentityRules = IdentityRules()
     blocked_identities: tuple = ()  # compiled patterns of identity values never linked
     max_errors: int = MAX_ERRORS  # schema errors computed per record (what is reported)
+    connections: dict = dataclasses.field(default_factory=dict)  # id -> Connection (HTTP)
 
     @classmethod
     def load(cls, path):
@@ -115,6 +118,7 @@ class Catalog:
                 )
         precedence = _parse_merge_policy(problems, spec, spec["datasets"])
         rules, blocked = _parse_identity_rules(problems, spec.get("identity", {}))
+        connections = parse_connections(problems, spec.get("connections"), spec["datasets"])
         if problems:
             if len(problems) == 1:
                 raise CatalogError(f"{path}: {problems[0]}")
@@ -125,6 +129,7 @@ class Catalog:
             dataset_precedence=precedence,
             identity_rules=rules,
             blocked_identities=blocked,
+            connections=connections,
         )
 
     def schema(self, dataset_id):
