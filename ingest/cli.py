@@ -1,6 +1,6 @@
 """The `ingest` command line: run the local emulator stack, create the profile table, publish
 test data, validate records offline, read and replay dead letters, read a unified profile
-and an identity graph.
+and an identity graph, and serve the HTTP inlet and profile API.
 
 Each command is a module of ingest.commands whose `add_parser(subparsers)` adds its
 parser and sets `handler` to the function that runs it: a new command is one more module
@@ -23,13 +23,24 @@ from ingest.commands import (
     profile,
     publish,
     replay,
+    serve,
     validate,
 )
 from ingest.common import CommandError, HelpFormatter, UsageError, add_subcommands, logger
 from ingest.dev.local_stack import LocalStackError
 
 # In the order `ingest --help` lists them.
-COMMANDS = (local, bootstrap, publish, validate, dead_letter, replay, profile, identity)
+COMMANDS = (
+    local,
+    bootstrap,
+    publish,
+    validate,
+    dead_letter,
+    replay,
+    profile,
+    identity,
+    serve,
+)
 
 
 def main(argv=None):

@@ -2,7 +2,10 @@
 
 - domain/: plain Python; of Beam only its FileSystems (so gs:// reads like a folder);
 - transforms/: Beam adapters over the domain, never the pipeline or the CLI;
-- ingest/ (the CLI): never a Beam transform module nor the pipeline;
+- ingest/ (the CLI): never a Beam transform module nor the pipeline; of service/ only
+  its command `serve`;
+- service/ (HTTP): the domain and the CLI's helpers, never a transform, the pipeline nor a
+  command; the web stack (FastAPI, Starlette, uvicorn) is imported nowhere else;
 - no import cycles between the project's modules, and no module past 450 lines.
 """
 
@@ -12,7 +15,8 @@ import pathlib
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-PACKAGES = ("domain", "transforms", "pipelines", "ingest")
+PACKAGES = ("domain", "transforms", "pipelines", "ingest", "service")
+WEB_STACK = ("fastapi", "starlette", "uvicorn")
 MAX_MODULE_LINES = 450
 
 
@@ -64,7 +68,12 @@ def test_the_domain_knows_no_beam_but_its_file_systems():
             name,
             beam,
         )
-        others = {i.split(".")[0] for i in imports_of(path)} & {"transforms", "pipelines", "ingest"}
+        others = {i.split(".")[0] for i in imports_of(path)} & {
+            "transforms",
+            "pipelines",
+            "ingest",
+            "service",
+        }
         assert not others, (name, others)
 
 
@@ -80,6 +89,32 @@ def test_the_cli_imports_no_beam_transform_and_not_the_pipeline():
         if name.startswith("ingest"):
             wrong = {i for i in imports_of(path) if i.split(".")[0] in ("transforms", "pipelines")}
             assert not wrong, (name, wrong)
+
+
+def test_only_the_serve_command_imports_the_service():
+    for name, path in modules().items():
+        if name.startswith(("ingest", "transforms", "pipelines")):
+            wrong = {i for i in imports_of(path) if i.split(".")[0] == "service"}
+            assert name == "ingest.commands.serve" or not wrong, (name, wrong)
+
+
+def test_the_service_imports_domain_and_the_cli_helpers_only():
+    for name, path in modules().items():
+        if not name.startswith("service"):
+            continue
+        found = imports_of(path)
+        wrong = {i for i in found if i.split(".")[0] in ("transforms", "pipelines")}
+        wrong |= {
+            i for i in found if i.split(".")[:2] in (["ingest", "commands"], ["ingest", "cli"])
+        }
+        assert not wrong, (name, wrong)
+
+
+def test_the_web_stack_lives_in_the_service_only():
+    for name, path in modules().items():
+        if not name.startswith("service"):
+            web = {i for i in imports_of(path) if i.split(".")[0] in WEB_STACK}
+            assert not web, (name, web)
 
 
 def test_no_import_cycles():
