@@ -2,13 +2,13 @@
 
 import time
 
-from google.cloud import pubsub_v1
+from domain.pubsub_clients import subscriber_client
 
 
 def pull_messages(subscription_path, expected_count, timeout=15.0):
     """Pull and acknowledge until expected_count messages came, then check no more come."""
     messages = []
-    with pubsub_v1.SubscriberClient() as subscriber:
+    with subscriber_client() as subscriber:
         deadline = time.monotonic() + timeout
         while len(messages) < expected_count and time.monotonic() < deadline:
             response = subscriber.pull(

@@ -33,6 +33,8 @@ from apache_beam.runners.direct.util import TransformResult
 from apache_beam.transforms.window import GlobalWindows
 from apache_beam.utils.timestamp import Timestamp
 
+from domain.pubsub_clients import subscriber_client
+
 MAX_PULL_MESSAGES = 1000  # the most one pull asks for
 IDLE_WAIT_SECONDS = 0.5
 PULL_TIMEOUT_SECONDS = 30
@@ -96,9 +98,7 @@ class BackgroundPull:
 
     def start(self):
         if self._client is None:
-            from google.cloud import pubsub_v1
-
-            self._client = pubsub_v1.SubscriberClient()
+            self._client = subscriber_client()
         self._thread.start()
         self._ack_thread.start()
 

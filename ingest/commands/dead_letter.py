@@ -3,9 +3,8 @@
 import argparse
 import json
 
-from google.cloud import pubsub_v1
-
 from domain.dead_letters import ERROR_ATTRIBUTES
+from domain.pubsub_clients import subscriber_client
 from ingest import admin
 from ingest.common import (
     HelpFormatter,
@@ -86,7 +85,7 @@ def pull_dead_letters(args):
     def remaining():
         return args.max - shown
 
-    with pubsub_v1.SubscriberClient() as subscriber:
+    with subscriber_client() as subscriber:
         # Without --ack, a message held past its ack deadline comes again: the reader gives it once.
         with SubscriptionReader(
             subscriber, subscription_path, args.wait, ack_repeats=args.ack

@@ -9,6 +9,7 @@ from google.api_core import retry
 from google.cloud import pubsub_v1
 
 from domain.dead_letters import without_error_attributes
+from domain.pubsub_clients import subscriber_client
 from ingest import admin
 from ingest.common import (
     HelpFormatter,
@@ -110,7 +111,7 @@ def replay_dead_letters(args):
     replayed = 0
     failures = []
 
-    with pubsub_v1.PublisherClient() as publisher, pubsub_v1.SubscriberClient() as subscriber:
+    with pubsub_v1.PublisherClient() as publisher, subscriber_client() as subscriber:
         check_topic_exists(publisher, topic_path)
         logger.info(
             "Replaying dead letters from %s to %s (%s)%s",

@@ -14,10 +14,10 @@ import sys
 import time
 
 import pyarrow.parquet as pq
-from google.cloud import pubsub_v1
 
 from domain.catalog import Catalog
 from domain.profile_lookup import read_profile
+from domain.pubsub_clients import subscriber_client
 from ingest import admin, cli
 from ingest.clients import open_table
 from ingest.common import escaped, quoted
@@ -125,7 +125,7 @@ def publish(path, *options):
 
 
 def wait_for_every_message(published, pipeline):
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     subscription = subscriber.subscription_path(NAMES["project"], NAMES["dead_letter_subscription"])
     dead_letters, deadline, last_report = [], time.time() + DEADLINE_SECONDS, 0
     while True:

@@ -14,10 +14,10 @@ import duckdb
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
-from google.cloud import pubsub_v1
 
 from domain.catalog import Catalog
 from domain.profile_lookup import read_profile
+from domain.pubsub_clients import subscriber_client
 from helpers.examples import EXAMPLES
 from helpers.pipeline_arguments import VALID, argv_of
 from pipelines.streaming_ingest import run
@@ -133,7 +133,7 @@ def read_lake(lake_path):
 def dead_letter_collector(resources, key_attribute, collected, expected):
     """A condition for wait_until: pulls dead letters into `collected`, by the value of
     their `key_attribute`, until there are `expected` of them."""
-    subscriber = pubsub_v1.SubscriberClient()
+    subscriber = subscriber_client()
     subscription = resources.dead_letter_subscription_path
 
     def pull():
@@ -275,7 +275,8 @@ def bad_messages_of_every_class():
         ("not_json", b"{oops", {}),
         ("not_object", b"[1, 2]", {}),
         ("too_deep", b'{"a":' * 100 + b"1" + b"}" * 100, {"dataset": "web-events"}),
-        ("too_large", b'{"pad": "' + b"x" * 1_000_000 + b'"}', {"dataset": "web-events"}),
+        # Over gRPC's 4 MiB default for a received message, under Pub/Sub's 10 MB.
+        ("too_large", b'{"pad": "' + b"x" * 9_000_000 + b'"}', {"dataset": "web-events"}),
         ("unknown_dataset", json.dumps(bare_event).encode(), {}),
         ("unknown_schema", json.dumps(wrong_schema).encode(), {}),
         ("schema_violation", envelope("crm-profiles", loyalty={"points": -5}), {}),

@@ -59,6 +59,22 @@ def test_the_pull_queues_what_is_published_and_acknowledges_it(pubsub_resources)
     assert pull_messages(pubsub_resources.subscription_path, 0, timeout=2) == []
 
 
+def test_a_message_over_grpcs_default_4_mib_is_pulled(pubsub_resources):
+    """Pub/Sub takes messages up to 10 MB; the emulator's channel must let them through."""
+    publisher = pubsub_v1.PublisherClient()
+    topic = publisher.topic_path(pubsub_resources.project, pubsub_resources.topic)
+    payload = b"x" * 9_000_000
+    publisher.publish(topic, payload, dataset="web-events").result(timeout=60)
+    pull = BackgroundPull(pubsub_resources.subscription_path, bundle_size=10)
+    pull.start()
+    try:
+        taken = []
+        wait_for(lambda: taken.extend(pull.take(10, 0.2)) or taken, 60, "the 9 MB message")
+    finally:
+        pull.stop()
+    assert [m.data for m in taken] == [payload]
+
+
 def test_take_waits_at_most_its_wait_when_nothing_is_queued(pubsub_resources):
     pull = BackgroundPull(pubsub_resources.subscription_path, bundle_size=10)
     pull.start()
