@@ -18,6 +18,8 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
       max_identities: 50
     limits: {max_array_items: 10000, max_object_properties: 1000}  # optional: per record
     connections: {...}                # optional: who may send over HTTP (domain/connections.py)
+    max_future_seconds: 86400         # optional: how far past its ingestion a record's time
+                                      # may be (a day); later is bad_timestamp
 
 Dataset ids match DATASET_ID_PATTERN: each names a folder of the lake, so no path
 separators, no `.` or `..`, and no leading `_` (the dead letter's `_errors` folder).
@@ -43,6 +45,9 @@ from domain.schemas import MAX_ERRORS, SchemaRegistry, SchemaRegistryError, rela
 KINDS = ("profile", "event")
 DEFAULT_RETENTION_DAYS = 90
 MAX_RETENTION_DAYS = 36_500  # a century; it names a Bigtable family, events_<N>d
+# A record dated far ahead would outrank every honest one after it (a delete dated 9999
+# would erase a person for good); a clock a day fast is still believed.
+DEFAULT_MAX_FUTURE_SECONDS = 86_400
 # A dataset id names its lake folder (<lake>/<dataset>/) and Beam metrics. Letters, digits,
 # `-`, `_`, `.` and the braces of Adobe's `{DATASET_ID}` placeholder, 1 to 100 characters,
 # the first a letter, a digit or `{`: no path separator, never `.` or `..`, no leading `_`
@@ -82,6 +87,7 @@ class Catalog:
     blocked_identities: tuple = ()  # compiled patterns of identity values never linked
     max_errors: int = MAX_ERRORS  # schema errors computed per record (what is reported)
     connections: dict = dataclasses.field(default_factory=dict)  # id -> Connection (HTTP)
+    max_future_seconds: int = DEFAULT_MAX_FUTURE_SECONDS  # a record time past ingestion
 
     @classmethod
     def load(cls, path):
@@ -119,6 +125,12 @@ class Catalog:
         precedence = _parse_merge_policy(problems, spec, spec["datasets"])
         rules, blocked = _parse_identity_rules(problems, spec.get("identity", {}))
         connections = parse_connections(problems, spec.get("connections"), spec["datasets"])
+        max_future = spec.get("max_future_seconds", DEFAULT_MAX_FUTURE_SECONDS)
+        if isinstance(max_future, bool) or not isinstance(max_future, int) or max_future < 0:
+            problems.append(
+                f"max_future_seconds must be a whole number of seconds, 0 or more, not "
+                f"{max_future!r}"
+            )
         if problems:
             if len(problems) == 1:
                 raise CatalogError(f"{path}: {problems[0]}")
@@ -130,6 +142,7 @@ class Catalog:
             identity_rules=rules,
             blocked_identities=blocked,
             connections=connections,
+            max_future_seconds=max_future,
         )
 
     def schema(self, dataset_id):

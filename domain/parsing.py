@@ -201,6 +201,15 @@ class RecordParser:
             except IdentityError as error:
                 raise RecordError(error.error_class, str(error), "/identityMap") from None
         time = record_time(dataset.kind, entity, header, publish_time)
+        taken_in = publish_time or datetime.datetime.now(datetime.timezone.utc)
+        ahead = (time - taken_in).total_seconds()
+        if ahead > self.catalog.max_future_seconds:
+            raise RecordError(
+                "bad_timestamp",
+                f"record time {time.isoformat()} is {ahead:,.0f} s after the message was taken "
+                f"in ({taken_in.isoformat()}); the catalog allows "
+                f"{self.catalog.max_future_seconds:,} s (max_future_seconds)",
+            )
         if dataset.feeds_profile and time < EPOCH:
             raise RecordError(
                 "bad_timestamp",

@@ -140,12 +140,12 @@ def test_a_time_that_overflows_in_utc_is_bad_timestamp_for_events_too(parser, ti
 @pytest.mark.parametrize(
     "timestamp, utc",
     [
-        ("9999-12-31T23:59:59+01:00", "9999-12-31T22:59:59+00:00"),  # the other way: fits
-        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59+00:00"),
-        ("0001-01-01T00:00:00-01:00", "0001-01-01T01:00:00+00:00"),
+        ("0001-01-01T00:00:00-01:00", "0001-01-01T01:00:00+00:00"),  # the other way: fits
+        ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00"),
     ],
 )
-def test_the_extreme_times_that_fit_in_utc_are_kept(parser, timestamp, utc):
+def test_the_earliest_times_that_fit_in_utc_are_kept(parser, timestamp, utc):
+    # (the latest ones are past the ingestion time: tests/domain/test_future_times.py)
     # web-events-archive feeds no profile: a time before 1970 is fine there
     record = outcome(parser, event_at(timestamp), {"dataset": "web-events-archive"})
     assert isinstance(record, Record) and record.record_time.isoformat() == utc
