@@ -8,7 +8,7 @@ import textwrap
 import time
 from collections import deque
 
-from google.api_core import retry
+from google.api_core import exceptions, retry
 from google.cloud import pubsub_v1
 
 from ingest import admin
@@ -215,7 +215,8 @@ def publish_messages(args):
     if isinstance(source, FileLines) and source.skipped:
         summary += f" ({count(source.skipped, 'blank line')} skipped)"
     print(
-        f"{summary}, {outcome.failed} failed, in {outcome.elapsed_seconds:.1f} s "
+        f"{summary}, {outcome.refused} refused, {outcome.unknown} unknown, in "
+        f"{outcome.elapsed_seconds:.1f} s "
         f"({outcome.published / max(outcome.elapsed_seconds, 1e-9):,.0f} messages/s)."
     )
     if isinstance(source, generate.RecordGenerator):
@@ -227,10 +228,18 @@ def publish_messages(args):
             f"{source.counts['invalid']} invalid{f' ({by_class})' if by_class else ''}, "
             f"{count(source.counts['duplicate'], 'duplicate')}."
         )
-    if outcome.failed:
+    if outcome.refused:
         print(
-            f"error: {count(outcome.failed, 'message')} failed to publish; the first error: "
-            f"{outcome.first_error}",
+            f"error: {count(outcome.refused, 'message')} refused, not on the topic; the first: "
+            f"{outcome.first_refusal}",
+            file=sys.stderr,
+        )
+    if outcome.unknown:
+        print(
+            f"error: {count(outcome.unknown, 'message')} unknown: the publish gave no answer, "
+            "so each may or may not be on the topic. Publishing them again may deliver some "
+            "twice: the lake writes a record once per _id within its window, the profile "
+            f"once per record. The first: {outcome.first_unknown}",
             file=sys.stderr,
         )
     if outcome.interrupted:
@@ -258,13 +267,35 @@ class FileLines:
                     yield f"{'stdin' if path == '-' else path} line {line_number}", message
 
 
+# Answers that say Pub/Sub did not take the message. Any other failure (a deadline, an
+# unavailable service, retries run out) may have come after Pub/Sub stored it.
+REFUSALS = (
+    exceptions.InvalidArgument,
+    exceptions.NotFound,
+    exceptions.PermissionDenied,
+    exceptions.Unauthenticated,
+    exceptions.FailedPrecondition,
+)
+
+
+def publish_refused(error):
+    """Whether a failed publish is known not to have reached the topic."""
+    return isinstance(error, REFUSALS) or not isinstance(error, exceptions.GoogleAPIError)
+
+
 @dataclasses.dataclass
 class PublishOutcome:
     published: int = 0
-    failed: int = 0
-    first_error: str = None  # where the first failed message came from, and why it failed
+    refused: int = 0  # known not to be on the topic
+    unknown: int = 0  # no answer: may be on the topic
+    first_refusal: str = None  # where the first refused message came from, and why
+    first_unknown: str = None
     elapsed_seconds: float = 0.0
     interrupted: bool = False  # by Ctrl-C: what was in flight is still counted
+
+    @property
+    def failed(self):
+        return self.refused + self.unknown
 
 
 def publish_all(topic_path, messages, attributes, rate=0, total=None):
@@ -277,8 +308,12 @@ def publish_all(topic_path, messages, attributes, rate=0, total=None):
     in_flight = deque()  # (where the message came from, its publish future)
 
     def count_failure(location, error):
-        outcome.failed += 1
-        outcome.first_error = outcome.first_error or f"{location}: {error!r}"
+        if publish_refused(error):
+            outcome.refused += 1
+            outcome.first_refusal = outcome.first_refusal or f"{location}: {error!r}"
+        else:
+            outcome.unknown += 1
+            outcome.first_unknown = outcome.first_unknown or f"{location}: {error!r}"
 
     def wait_for_oldest():
         location, future = in_flight.popleft()
@@ -351,7 +386,7 @@ class ProgressLine:
         self.next_at = now + self.every_seconds
         published = f"{outcome.published:,}" + (f" of {self.total:,}" if self.total else "")
         text = (
-            f"published {published}, failed {outcome.failed:,}, "
+            f"published {published}, refused {outcome.refused:,}, unknown {outcome.unknown:,}, "
             f"{outcome.published / (now - self.started_at):,.0f} messages/s"
         )
         if self.on_terminal:

@@ -118,7 +118,7 @@ def test_publish_generate_publishes_exactly_n_messages_and_says_what_it_made(
     output = capsys.readouterr().out
     assert re.search(
         rf"^Published 200 messages to {pubsub_resources.topic_path} with attributes "
-        r"source=generator, 0 failed, in [\d.]+ s \([\d,]+ messages/s\)\.$",
+        r"source=generator, 0 refused, 0 unknown, in [\d.]+ s \([\d,]+ messages/s\)\.$",
         output,
         re.MULTILINE,
     )
@@ -160,3 +160,34 @@ def test_publish_generate_keeps_to_the_rate(pubsub_resources, capsys):
     # test.
     assert elapsed >= 0.8
     assert len(pull_messages(pubsub_resources.subscription_path, expected_count=100)) == 100
+
+
+def test_a_message_pubsub_refuses_is_counted_as_refused_not_unknown(
+    pubsub_resources, tmp_path, capsys
+):
+    """A line over Pub/Sub's 10 MB cannot be on the topic: refused. Only a publish that got
+    no answer is unknown (it may have arrived), and a retry of those may write twice."""
+    jsonl = tmp_path / "records.jsonl"
+    jsonl.write_bytes(b'{"ok": 1}\n' + b'{"pad": "' + b"x" * 10_500_000 + b'"}\n')
+    exit_code = cli.main(
+        ["publish", "--topic", pubsub_resources.topic, "--dataset", "web-events", str(jsonl)]
+    )
+    captured = capsys.readouterr()
+    assert exit_code == 1
+    assert "Published 1 message" in captured.out and ", 1 refused, 0 unknown," in captured.out
+    assert "1 message refused, not on the topic" in captured.err
+    assert "unknown" not in captured.err
+    assert len(pull_messages(pubsub_resources.subscription_path, 1)) == 1
+
+
+def test_only_an_answer_that_says_no_counts_as_refused():
+    from google.api_core import exceptions
+
+    from ingest.commands.publish import publish_refused
+
+    assert publish_refused(exceptions.InvalidArgument("too large"))
+    assert publish_refused(exceptions.NotFound("no topic"))
+    assert publish_refused(ValueError("over the client's own limit"))  # never sent
+    assert not publish_refused(exceptions.DeadlineExceeded("no answer in time"))
+    assert not publish_refused(exceptions.ServiceUnavailable("emulator frozen"))
+    assert not publish_refused(exceptions.RetryError("gave up", cause=None))
