@@ -7,6 +7,7 @@
 
 import gc
 import logging
+import signal
 import sys
 
 import apache_beam as beam
@@ -22,6 +23,7 @@ from pipelines.options import (
 from transforms.dead_letter import DeadLetter
 from transforms.direct_runner import speed_up_direct_runner
 from transforms.lake import WriteToLake
+from transforms.local_read import drain
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
@@ -63,6 +65,8 @@ def run(argv=None):
         sys.exit(f"error: {problem}")
     if on_direct_runner(options):
         speed_up_direct_runner()
+        if options.view_as(LocalRunOptions).backlog_pull_size:
+            drain_on_signals()
     pipeline = beam.Pipeline(options=options)
     build_pipeline(pipeline, ingest, catalog)
     # Beam, the clients and the catalog are hundreds of thousands of objects that live as
@@ -72,6 +76,24 @@ def run(argv=None):
     result = pipeline.run()
     result.wait_until_finish()
     return result
+
+
+def drain_on_signals():
+    """SIGTERM or Ctrl-C: stop taking messages, write all that was taken, close every
+    window, exit 0 (transforms/local_read.py). A second one ends the process at once."""
+
+    def on_signal(number, frame):
+        logging.warning(
+            "%s: draining: no new messages are taken; what was taken is written and every "
+            "window closed, then the pipeline stops (send it again to stop at once)",
+            signal.Signals(number).name,
+        )
+        drain()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
 
 
 if __name__ == "__main__":

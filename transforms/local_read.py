@@ -31,7 +31,7 @@ from apache_beam.runners.direct.transform_evaluator import (
 )
 from apache_beam.runners.direct.util import TransformResult
 from apache_beam.transforms.window import GlobalWindows
-from apache_beam.utils.timestamp import Timestamp
+from apache_beam.utils.timestamp import MAX_TIMESTAMP, Timestamp
 
 from domain.pubsub_clients import subscriber_client
 
@@ -42,6 +42,15 @@ MAX_BACKOFF_SECONDS = 30
 QUEUED_BUNDLES = 20  # the pull waits while this many bundles' worth are queued
 
 _LOG = logging.getLogger(__name__)
+_DRAINING = threading.Event()
+
+
+def drain():
+    """Stops every local read of the process from taking new messages: each then hands on
+    what it has queued, waits for its acknowledgements to be sent, and ends, its watermark
+    at the end of time, so that every window closes and the pipeline finishes. What a
+    pull brings after this is released (nacked), not queued: Pub/Sub delivers it again."""
+    _DRAINING.set()
 
 
 class LocalPubSubRead(beam.PTransform):
@@ -119,18 +128,45 @@ class BackgroundPull:
             self._changed.notify_all()  # room for the pull
             return taken
 
+    def drained(self):
+        """Once draining: True when nothing is queued and every acknowledgement is sent."""
+        with self._changed:
+            if self._queue:
+                return False
+        if self._ack_thread.is_alive():
+            self._acks.put(None)  # the ack thread sends what it holds, then ends
+            self._ack_thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
+        return True
+
+    def _release(self, ack_ids):
+        try:
+            self._client.modify_ack_deadline(
+                request={
+                    "subscription": self.subscription,
+                    "ack_ids": ack_ids,
+                    "ack_deadline_seconds": 0,
+                }
+            )
+        except Exception as error:  # they come back after their ack deadline instead
+            _LOG.warning(
+                "releasing %d messages pulled while draining failed: %s", len(ack_ids), error
+            )
+
     def oldest(self):
         with self._changed:
             return self._queue[0] if self._queue else None
 
     def _run(self):
         failures = 0
-        while not self._stopped.is_set():
+        while not self._stopped.is_set() and not _DRAINING.is_set():
             with self._changed:
                 while len(self._queue) >= self.capacity and not self._stopped.is_set():
                     self._changed.wait(1)
             try:
                 pulled = self._pull()
+                if pulled and _DRAINING.is_set():
+                    self._release([received.ack_id for received in pulled])
+                    return
                 if pulled:
                     messages = [_message(received.message) for received in pulled]
                     with self._changed:
@@ -219,6 +255,11 @@ class _LocalReadEvaluator(_TransformEvaluator):
         transform = self._applied_ptransform.transform
         pull = BackgroundPull.of(transform.subscription, transform.bundle_size)
         taken = pull.take(transform.bundle_size, IDLE_WAIT_SECONDS)
+        if not taken and _DRAINING.is_set() and pull.drained():
+            _LOG.info(
+                "the read of %s is drained: every message taken is handed on", pull.subscription
+            )
+            return TransformResult(self, [], [], None, {None: MAX_TIMESTAMP})
         bundles = []
         if taken:
             bundle = self._evaluation_context.create_bundle(next(iter(self._outputs)))

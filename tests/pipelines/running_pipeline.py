@@ -18,7 +18,9 @@ DEADLINE_SECONDS = 180
 WINDOW_SECONDS = 2
 
 
-def start_pipeline(resources, lake_path, emulators, catalog=EXAMPLES / "catalog.yaml"):
+def start_pipeline(
+    resources, lake_path, emulators, catalog=EXAMPLES / "catalog.yaml", window_seconds=None
+):
     command = [
         sys.executable,
         "-m",
@@ -30,7 +32,7 @@ def start_pipeline(resources, lake_path, emulators, catalog=EXAMPLES / "catalog.
         f"--bigtable_project={emulators.project}",
         f"--bigtable_instance={resources.instance}",
         f"--bigtable_table={resources.table}",
-        f"--window_seconds={WINDOW_SECONDS}",
+        f"--window_seconds={window_seconds or WINDOW_SECONDS}",
     ]
     log = open(lake_path.parent / "pipeline.log", "w")
     return subprocess.Popen(
