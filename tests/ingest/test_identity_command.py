@@ -37,7 +37,7 @@ def records():
         profile_record_of(
             "crm-profiles",
             "crm-lin-1",
-            "2026-12-01T09:00:00Z",
+            "2026-11-01T09:00:00Z",
             [EMAIL],
             person={"name": {"firstName": "Lin", "lastName": "Berg"}},
             homeAddress={"city": "Oslo"},
@@ -46,28 +46,28 @@ def records():
         profile_record_of(
             "loyalty-profiles",
             "loyalty-lin-1",
-            "2026-12-02T09:00:00Z",
+            "2026-11-02T09:00:00Z",
             [CRMID, EMAIL],
             person={"name": {"firstName": "Linnea"}},
             loyalty={"tier": "gold", "points": 300},
         ),
-        event_record("web-events", "web-lin-1", "2026-12-03T10:00:00Z", [ECID, EMAIL]),
-        event_record("web-events", "web-lin-2", "2026-12-03T10:05:00Z", [ECID, EMAIL]),
-        event_record("web-events", "web-lin-3", "2026-12-03T10:10:00Z", [ECID]),
+        event_record("web-events", "web-lin-1", "2026-11-03T10:00:00Z", [ECID, EMAIL]),
+        event_record("web-events", "web-lin-2", "2026-11-03T10:05:00Z", [ECID, EMAIL]),
+        event_record("web-events", "web-lin-3", "2026-11-03T10:10:00Z", [ECID]),
         # The kiosk: Lin signs in on it, then Max.
-        event_record("web-events", "kiosk-lin", "2026-12-04T08:00:00Z", [KIOSK, CRMID]),
-        event_record("web-events", "kiosk-max", "2026-12-05T08:00:00Z", [KIOSK, MAX_CRMID]),
+        event_record("web-events", "kiosk-lin", "2026-11-04T08:00:00Z", [KIOSK, CRMID]),
+        event_record("web-events", "kiosk-max", "2026-11-05T08:00:00Z", [KIOSK, MAX_CRMID]),
         profile_record_of(
             "loyalty-profiles",
             "loyalty-max-1",
-            "2026-12-01T12:00:00Z",
+            "2026-11-01T12:00:00Z",
             [MAX_CRMID],
             person={"name": {"firstName": "Max"}},
         ),
         profile_record_of(
             "crm-profiles",
             EVE_RECORD,
-            "2026-12-01T13:00:00Z",
+            "2026-11-01T13:00:00Z",
             [("Email", "eve@example.com"), EVE_DEVICE],
             person={"name": {"firstName": "Eve\x1b[2J"}},
         ),
@@ -119,11 +119,11 @@ def test_each_of_three_identities_finds_the_same_unified_profile(stored, capsys)
     by_email = json_of(stored, "profile", EMAIL, capsys)
 
     assert by_email["attributes"] == {
-        "/homeAddress/city": attribute("Oslo", "crm-profiles", "2026-12-01T09:00:00", EMAIL),
-        "/loyalty/points": attribute(300, "loyalty-profiles", "2026-12-02T09:00:00", CRMID),
-        "/loyalty/tier": attribute("gold", "loyalty-profiles", "2026-12-02T09:00:00", CRMID),
-        "/person/name/firstName": attribute("Lin", "crm-profiles", "2026-12-01T09:00:00", EMAIL),
-        "/person/name/lastName": attribute("Berg", "crm-profiles", "2026-12-01T09:00:00", EMAIL),
+        "/homeAddress/city": attribute("Oslo", "crm-profiles", "2026-11-01T09:00:00", EMAIL),
+        "/loyalty/points": attribute(300, "loyalty-profiles", "2026-11-02T09:00:00", CRMID),
+        "/loyalty/tier": attribute("gold", "loyalty-profiles", "2026-11-02T09:00:00", CRMID),
+        "/person/name/firstName": attribute("Lin", "crm-profiles", "2026-11-01T09:00:00", EMAIL),
+        "/person/name/lastName": attribute("Berg", "crm-profiles", "2026-11-01T09:00:00", EMAIL),
     }
     assert [(i["namespace"], i["id"]) for i in by_email["identities"]] == [CRMID, ECID, EMAIL]
     assert [event["_id"] for event in by_email["events"]] == ["web-lin-3", "web-lin-2", "web-lin-1"]
@@ -156,15 +156,15 @@ def test_identity_get_shows_the_links_their_records_and_a_link_a_guardrail_dropp
         for link in graph["links"]
     ]
     assert links == [  # newest first
-        (ECID, EMAIL, "web-lin-2", "web-events", "2026-12-03T10:05:00+00:00"),
-        (ECID, EMAIL, "web-lin-1", "web-events", "2026-12-03T10:00:00+00:00"),
-        (CRMID, EMAIL, "loyalty-lin-1", "loyalty-profiles", "2026-12-02T09:00:00+00:00"),
+        (ECID, EMAIL, "web-lin-2", "web-events", "2026-11-03T10:05:00+00:00"),
+        (ECID, EMAIL, "web-lin-1", "web-events", "2026-11-03T10:00:00+00:00"),
+        (CRMID, EMAIL, "loyalty-lin-1", "loyalty-profiles", "2026-11-02T09:00:00+00:00"),
     ]
     assert graph["dropped"] == [
         {
             "from": list(CRMID),
             "to": list(KIOSK),
-            "time": "2026-12-04T08:00:00+00:00",
+            "time": "2026-11-04T08:00:00+00:00",
             "dataset": "web-events",
             "record": "kiosk-lin",
             "rule": "unique_namespace",
@@ -184,16 +184,16 @@ def test_identity_get_shows_the_links_their_records_and_a_link_a_guardrail_dropp
     held = lines.index("Links that hold it, newest first:")
     assert lines[held + 1 : held + 4] == [
         "  ECID ECID-LIN -- Email lin@example.com  by record web-lin-2 of web-events at "
-        "2026-12-03T10:05:00+00:00",
+        "2026-11-03T10:05:00+00:00",
         "  ECID ECID-LIN -- Email lin@example.com  by record web-lin-1 of web-events at "
-        "2026-12-03T10:00:00+00:00",
+        "2026-11-03T10:00:00+00:00",
         "  CRMID CRM-LIN -- Email lin@example.com  by record loyalty-lin-1 of loyalty-profiles "
-        "at 2026-12-02T09:00:00+00:00",
+        "at 2026-11-02T09:00:00+00:00",
     ]
     dropped = lines.index("Links a guardrail dropped:")
     assert lines[dropped + 1 :] == [
         "  CRMID CRM-LIN -- ECID ECID-KIOSK  by record kiosk-lin of web-events at "
-        "2026-12-04T08:00:00+00:00; rule unique_namespace: would put two identities of a "
+        "2026-11-04T08:00:00+00:00; rule unique_namespace: would put two identities of a "
         "unique namespace in one graph"
     ]
 
@@ -209,14 +209,14 @@ def test_profile_get_text_names_the_fragment_of_each_attribute_and_the_dropped_l
     assert rows["/person/name/firstName"] == [
         '"Lin"',
         "crm-profiles",
-        "2026-12-01T09:00:00+00:00",
+        "2026-11-01T09:00:00+00:00",
         "Email",
         "lin@example.com",
     ]
     assert rows["/loyalty/tier"] == [
         '"gold"',
         "loyalty-profiles",
-        "2026-12-02T09:00:00+00:00",
+        "2026-11-02T09:00:00+00:00",
         "CRMID",
         "CRM-LIN",
     ]
@@ -229,7 +229,7 @@ def test_profile_get_text_names_the_fragment_of_each_attribute_and_the_dropped_l
     graph = lines.index("Graph: 3 links hold it; 1 dropped by a guardrail:")
     assert lines[graph + 1 :] == [
         "  CRMID CRM-LIN -- ECID ECID-KIOSK  by record kiosk-lin of web-events at "
-        "2026-12-04T08:00:00+00:00; rule unique_namespace: would put two identities of a "
+        "2026-11-04T08:00:00+00:00; rule unique_namespace: would put two identities of a "
         "unique namespace in one graph"
     ]
 
