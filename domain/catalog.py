@@ -9,13 +9,17 @@ its schema id, its kind (`profile` or `event`) and whether it feeds the profile 
                      kind: profile, profile: true,
                      identities: [{pointer: /workEmail/address, namespace: Email,
                                    primary: true}],   # optional identity fields
-                     schema_ref: "https://ns.adobe.com/acme/schemas/1a2b"}  # optional: the
-                                      # header.schemaRef.id senders give, if not `schema`
+                     schema_ref: "https://ns.adobe.com/acme/schemas/1a2b",  # optional:
+                                      # the header.schemaRef.id senders give, if not `schema`
+                     trusted: true}   # optional: an authenticated source, which links
+                                      # person namespaces without proof (identity_proof.py)
     identity:                         # optional: the identity graph's rules
       priority: [CRMID, Email, ECID]  # most trusted first
       unique: [CRMID, Email]          # a graph holds at most one of each
       blocked: ["test@example\\.com"] # values never linked (regexes), beside the built-in ones
       max_identities: 50
+      person_namespaces: [Email, CRMID]  # linked only from a trusted dataset or with proof
+      proof_secret_env: INGEST_IDENTITY_PROOF_SECRET  # where the proofs' HMAC secret is
     limits: {max_array_items: 10000, max_object_properties: 1000}  # optional: per record
     connections: {...}                # optional: who may send over HTTP (domain/connections.py)
     max_future_seconds: 86400         # optional: how far past its ingestion a record's time
@@ -39,6 +43,8 @@ from apache_beam.io.filesystems import FileSystems
 from domain.connections import parse_connections
 from domain.identity import MAX_NAMESPACE_CHARS, IdentityField
 from domain.identity_graph import DEFAULT_MAX_IDENTITIES, IdentityRules
+from domain.identity_proof import KEYS as TRUST_KEYS
+from domain.identity_proof import LinkTrust, parse_link_trust
 from domain.schema_drafts import LIMIT_RANGE, ValidationLimits
 from domain.schemas import MAX_ERRORS, SchemaRegistry, SchemaRegistryError, relative_to
 
@@ -71,6 +77,7 @@ class Dataset:
     retention_days: int = DEFAULT_RETENTION_DAYS  # events kept on the profile this long
     identity_fields: tuple = ()  # IdentityFields: identities beside the identityMap
     schema_ref: str = ""  # what senders give as header.schemaRef.id, where not schema_id
+    trusted: bool = False  # an authenticated source: links person namespaces unproven
 
     def accepts_schema_ref(self, schema_ref):
         return schema_ref == self.schema_id or (
@@ -88,6 +95,7 @@ class Catalog:
     max_errors: int = MAX_ERRORS  # schema errors computed per record (what is reported)
     connections: dict = dataclasses.field(default_factory=dict)  # id -> Connection (HTTP)
     max_future_seconds: int = DEFAULT_MAX_FUTURE_SECONDS  # a record time past ingestion
+    link_trust: LinkTrust = LinkTrust()  # which identities records may link
 
     @classmethod
     def load(cls, path):
@@ -124,6 +132,9 @@ class Catalog:
                 )
         precedence = _parse_merge_policy(problems, spec, spec["datasets"])
         rules, blocked = _parse_identity_rules(problems, spec.get("identity", {}))
+        trust = LinkTrust()
+        if isinstance(spec.get("identity", {}), dict):
+            trust = parse_link_trust(problems, spec.get("identity", {}), _namespace_problem)
         connections = parse_connections(problems, spec.get("connections"), spec["datasets"])
         max_future = spec.get("max_future_seconds", DEFAULT_MAX_FUTURE_SECONDS)
         if isinstance(max_future, bool) or not isinstance(max_future, int) or max_future < 0:
@@ -143,6 +154,7 @@ class Catalog:
             blocked_identities=blocked,
             connections=connections,
             max_future_seconds=max_future,
+            link_trust=trust,
         )
 
     def schema(self, dataset_id):
@@ -245,12 +257,10 @@ def _parse_identity_rules(problems, spec):
     if not isinstance(spec, dict):
         problems.append(f"identity must be a mapping, not {spec!r}")
         return IdentityRules(), ()
-    unknown = sorted(set(spec) - {"priority", "unique", "blocked", "max_identities"}, key=str)
+    known = {"priority", "unique", "blocked", "max_identities", *TRUST_KEYS}
+    unknown = sorted(set(spec) - known, key=str)
     if unknown:
-        problems.append(
-            f"identity: unknown keys {unknown}; it takes priority, unique, blocked "
-            "and max_identities"
-        )
+        problems.append(f"identity: unknown keys {unknown}; it takes {sorted(known)}")
     lists = {}
     for name in ("priority", "unique", "blocked"):
         value = spec.get(name, [])
@@ -328,9 +338,14 @@ def _parse_dataset(problems, dataset_id, entry):
     schema_ref = entry.get("schema_ref", "")
     if not isinstance(schema_ref, str):
         problems.append(f"dataset {dataset_id!r}: 'schema_ref' must be a string")
+    trusted = entry.get("trusted", False)
+    if not isinstance(trusted, bool):
+        problems.append(f"dataset {dataset_id!r}: 'trusted' must be true or false")
     if len(problems) > found:
         return None
-    return Dataset(dataset_id, schema_id, kind, feeds_profile, retention_days, fields, schema_ref)
+    return Dataset(
+        dataset_id, schema_id, kind, feeds_profile, retention_days, fields, schema_ref, trusted
+    )
 
 
 def _read_document(path):

@@ -6,11 +6,13 @@ the envelope's `body.xdmMeta.identityMap`) and from the dataset's identity field
 Adobe's schema identity descriptors declare them (a JSON pointer, a namespace, whether
 it is primary). A value that is blocked (empty, `null`, `undefined`, `anonymous`, all
 zeros, or a pattern of the catalog's) or longer than MAX_IDENTITY_CHARS is refused: it
-is never linked nor keyed by, and the record lands without it.
+is never linked nor keyed by, and the record lands without it. So is a person identity
+a record may not link (`unproven`: domain/identity_proof.py).
 """
 
 import dataclasses
 
+from domain.identity_graph import UNPROVEN
 from domain.profile_table import MAX_ROW_KEY_BYTES, row_key
 
 MAX_IDENTITY_CHARS = 1024
@@ -45,17 +47,26 @@ class IdentityField:
         return value
 
 
-def identities(entity, xdm_meta=None, fields=()):
-    """(namespace, id, marked primary) for every identity the record carries: its
-    identityMap (else the envelope's xdmMeta's), then its identity fields."""
+def identity_map_of(entity, xdm_meta=None):
+    """(namespace, entry) for every entry of the record's identityMap (else the envelope's
+    xdmMeta's) that is a mapping."""
     identity_map = entity.get("identityMap")
     if identity_map is None and isinstance(xdm_meta, dict):
         identity_map = xdm_meta.get("identityMap")
-    found = [
-        (namespace, identity.get("id"), identity.get("primary") is True)
+    return [
+        (namespace, identity)
         for namespace, entries in (identity_map if isinstance(identity_map, dict) else {}).items()
         for identity in (entries if isinstance(entries, list) else [])
         if isinstance(identity, dict)
+    ]
+
+
+def identities(entity, xdm_meta=None, fields=()):
+    """(namespace, id, marked primary) for every identity the record carries: its
+    identityMap (else the envelope's xdmMeta's), then its identity fields."""
+    found = [
+        (namespace, identity.get("id"), identity.get("primary") is True)
+        for namespace, identity in identity_map_of(entity, xdm_meta)
     ]
     for field in fields:
         value = field.value_in(entity)
@@ -83,12 +94,12 @@ class RecordIdentities:
     refused: tuple  # ((namespace, id, why), ...)
 
 
-def record_identities(found, blocked_patterns=(), needs_primary=True):
+def record_identities(found, blocked_patterns=(), needs_primary=True, needs_proof=None):
     """Checks the identities `identities()` found. Raises IdentityError where the record
     cannot be read: an identity without an id, a namespace longer than
     MAX_NAMESPACE_CHARS, or (`needs_primary`) not exactly one primary identity. A value
     whose row key would pass Bigtable's limit (a long value in a wide script) is refused
-    as too long."""
+    as too long; one `needs_proof(namespace, id)` is true of, as unproven."""
     accepted, refused = set(), []
     for namespace, identity_id, _ in found:
         if not isinstance(namespace, str) or not namespace or not isinstance(identity_id, str):
@@ -102,6 +113,8 @@ def record_identities(found, blocked_patterns=(), needs_primary=True):
         why = refusal(identity_id, blocked_patterns)
         if why is None and len(row_key(namespace, identity_id)) > MAX_ROW_KEY_BYTES:
             why = TOO_LONG
+        if why is None and needs_proof is not None and needs_proof(namespace, identity_id):
+            why = UNPROVEN
         if why is None:
             accepted.add((namespace, identity_id))
         else:

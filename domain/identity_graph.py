@@ -10,7 +10,10 @@ rule:
   CRMIDs are two people; a shared device then follows whoever signed in on it last);
 - `max_identities`: a graph holds at most `max_identities` (Adobe: 50); the oldest
   links go first;
-- `deleted`: a link older than a delete of one of its identities no longer holds.
+- `deleted`: a link older than a delete of one of its identities no longer holds;
+- `unproven`: a person identity a record carried without proof from an untrusted source
+  (domain/identity_proof.py) was never linked; the record's link keeps it apart
+  (`Link.unproven`), only to show it: nothing walks to it or joins it.
 The same set of links gives the same graphs in any order, however often a link is seen.
 """
 
@@ -21,6 +24,7 @@ DEFAULT_MAX_IDENTITIES = 50
 UNIQUE_NAMESPACE = "unique_namespace"
 MAX_IDENTITIES = "max_identities"
 DELETED = "deleted"
+UNPROVEN = "unproven"
 
 
 class Link(typing.NamedTuple):
@@ -28,9 +32,10 @@ class Link(typing.NamedTuple):
 
     time_us: int
     tiebreak: str
-    identities: tuple  # ((namespace, id), ...), sorted, at least two
+    identities: tuple  # ((namespace, id), ...), sorted: two or more, or one with unproven
     dataset: str = ""
     record_id: str = ""  # the record's `_id`, where it has one
+    unproven: tuple = ()  # ((namespace, id), ...), sorted: carried, not linked (UNPROVEN)
 
 
 class Edge(typing.NamedTuple):
@@ -70,6 +75,16 @@ def edges_of(links):
     return edges
 
 
+def unproven_edges(links):
+    """Each identity of a link paired with each of its unproven ones: never joined."""
+    return {
+        Edge(*sorted((member, unproven)), link)
+        for link in links
+        for unproven in link.unproven
+        for member in set(link.identities)
+    }
+
+
 def replay_order(edge, rules):
     """Newest first; within one time the pair of higher-priority namespaces first; then
     the record's tie-break and the identities, so that the order is total."""
@@ -101,7 +116,11 @@ def resolve(start, links, rules, deleted=None):
         return root
 
     decisions = []  # (Edge, None or the rule that refused it)
-    for edge in sorted(edges_of(links), key=lambda e: replay_order(e, rules)):
+    unproven = unproven_edges(links)
+    for edge in sorted(edges_of(links) | unproven, key=lambda e: replay_order(e, rules)):
+        if edge in unproven:
+            decisions.append((edge, UNPROVEN))
+            continue
         order = (edge.link.time_us, edge.link.tiebreak)
         if any(order < deleted[i] for i in (edge.a, edge.b) if i in deleted):
             decisions.append((edge, DELETED))

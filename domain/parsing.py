@@ -197,7 +197,10 @@ class RecordParser:
         checked = None
         if dataset.feeds_profile:
             try:
-                checked = record_identities(found, self.catalog.blocked_identities)
+                needs_proof = self.catalog.link_trust.needs_proof(dataset, entity, xdm_meta)
+                checked = record_identities(
+                    found, self.catalog.blocked_identities, needs_proof=needs_proof
+                )
             except IdentityError as error:
                 raise RecordError(error.error_class, str(error), "/identityMap") from None
         time = record_time(dataset.kind, entity, header, publish_time)

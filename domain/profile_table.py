@@ -16,7 +16,9 @@ merge policies.
   "attributes": [[JSON pointer, value], ...], "id"}`.
 - `link`: a record that carries this identity beside others, a column per record,
   `<9999999999999999999 - time in µs>#<tie-break>` (newest first); the value
-  `{"identities": [[namespace, id], ...], "dataset", "id"}`.
+  `{"identities": [[namespace, id], ...], "dataset", "id"}`, and `"unproven": [[namespace,
+  id], ...]` where the record carried person identities it could not link (written only
+  in the rows of the identities it did link, never in the unproven ones').
 - `del`: a delete of this identity's profile, a column per delete, named as in `rec`,
   empty: apart from the links, so that a lookup that reads only a row's newest links
   still sees every delete.
@@ -113,8 +115,10 @@ def record_cell(order, dataset, operation, attributes, record_id):
     )
 
 
-def link_cell(order, identities, dataset, record_id):
+def link_cell(order, identities, dataset, record_id, unproven=()):
     value = {"identities": identities, "dataset": dataset, "id": record_id}
+    if unproven:  # only then: the cells of records without any stay as they were
+        value["unproven"] = [list(identity) for identity in unproven]
     return Cell(LINKS_FAMILY, _link_column(order), CELL_JSON.encode(value).encode(), order.time_us)
 
 
@@ -179,6 +183,7 @@ def links_of(cells):
                 tuple(sorted(tuple(i) for i in value["identities"])),
                 value.get("dataset", ""),
                 value.get("id") or "",
+                tuple(sorted(tuple(i) for i in value.get("unproven", ()))),
             )
         )
     return links

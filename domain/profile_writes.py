@@ -6,6 +6,7 @@ from google.cloud.bigtable.data.mutations import SetCell
 from google.cloud.bigtable.row import DirectRow
 
 from domain import merge
+from domain.identity_graph import UNPROVEN
 from domain.profile_table import (
     delete_cell,
     event_cell,
@@ -25,7 +26,8 @@ METADATA_POINTERS = ("/identityMap", "/_id", "/_repo")
 def fragment_cells(record, retention_days):
     """[(row key, Cell)] of a record of a profile-enabled dataset whose primary identity
     was accepted: its fragment in its primary identity's row, and a link in the row of
-    each of its identities. `retention_days`: of the dataset's events."""
+    each of its identities (with the person identities it may not link, if any).
+    `retention_days`: of the dataset's events."""
     entity = record.entity
     time_us = micros(record.record_time)
     order = merge.order_key(time_us, record.dataset, entity, record.operation)
@@ -51,10 +53,14 @@ def fragment_cells(record, retention_days):
         )
     if record.operation == "delete":
         cells.append((primary_key, delete_cell(order)))
-    elif len(record.identities) > 1:
-        identities = [list(identity) for identity in record.identities]
-        cell = link_cell(order, identities, record.dataset, record_id)
-        cells.extend((row_key(*identity), cell) for identity in record.identities)
+    else:
+        # Person identities it may not link: kept on its link, only in the rows of those it
+        # does link, to be shown (never walked to nor joined).
+        unproven = sorted({(ns, i) for ns, i, why in record.refused_identities if why == UNPROVEN})
+        if len(record.identities) > 1 or unproven:
+            identities = [list(identity) for identity in record.identities]
+            cell = link_cell(order, identities, record.dataset, record_id, unproven)
+            cells.extend((row_key(*identity), cell) for identity in record.identities)
     return cells
 
 
