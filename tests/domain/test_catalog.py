@@ -19,16 +19,22 @@ def catalog_file(folder, text, schema=SCHEMA):
 def test_the_example_catalog_names_its_datasets_kinds_and_schemas(catalog):
     assert catalog.datasets == {
         "crm-profiles": Dataset(
-            "crm-profiles", "https://ns.example.com/xdm/individual-profile", "profile", True
+            "crm-profiles",
+            "https://ns.example.com/xdm/individual-profile",
+            "profile",
+            True,
+            trusted=True,
         ),
         "web-events": Dataset(
-            "web-events", "https://ns.example.com/xdm/experience-event", "event", True
+            "web-events", "https://ns.example.com/xdm/experience-event", "event", True, trusted=True
         ),
         "web-events-archive": Dataset(
             "web-events-archive", "https://ns.example.com/xdm/experience-event", "event", False
         ),
     }
     assert catalog.dataset_precedence == ()
+    assert catalog.link_trust.person_namespaces == {"Email", "CRMID"}
+    assert catalog.link_trust.proof_secret_env == "INGEST_IDENTITY_PROOF_SECRET"
     assert catalog.schema("web-events")["$id"] == "https://ns.example.com/xdm/experience-event"
     assert catalog.validator("crm-profiles").is_valid({"_id": 1}) is False
 
