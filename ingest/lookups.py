@@ -28,6 +28,7 @@ RULES = {
     "unique_namespace": "would put two identities of a unique namespace in one graph",
     "max_identities": "would take the graph past the catalog's max_identities",
     "deleted": "older than a delete of one of its identities",
+    "unproven": "a person identity from an untrusted source, without a valid proof: never linked",
 }
 MAX_VALUE_CHARS = 80  # of an attribute's value in the text view; --json gives it whole
 

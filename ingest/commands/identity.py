@@ -24,8 +24,9 @@ GET_DESCRIPTION = (
     "resolve it from the links stored in Bigtable: its identities; the links that hold it,\n"
     "newest first, each a pair of identities with the record (_id and dataset) that made it\n"
     "and the record's time; and the links a guardrail dropped, with the rule (unique\n"
-    "namespaces, the cap on identities, a delete). A record of three identities makes\n"
-    "three links, one per pair.\n"
+    "namespaces, the cap on identities, a delete, a person identity sent without proof\n"
+    "from an untrusted dataset: unproven). A record of three identities makes three\n"
+    "links, one per pair.\n"
     "Exit status 1 when no link names the identity: its graph is itself alone."
 )
 
