@@ -10,6 +10,8 @@
         datasets: [crm-profiles, web-events]
         api_key_sha256: 9f86d0...     # hex SHA-256 of the key: the key itself is never stored
         read_profiles: true           # may read profiles (GET /access/entities)
+        trusted: true                 # its records may link person namespaces unproven,
+                                      # into a trusted dataset (domain/identity_proof.py)
 
 A key is checked in constant time against the stored hash (hmac.compare_digest). Every
 problem is reported with the catalog's others (domain/catalog.py).
@@ -26,7 +28,10 @@ CONNECTION_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 # An origin as a browser sends it: scheme://host[:port], nothing after.
 ORIGIN_PATTERN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|\*")
-KEYS = {"kind", "datasets", "origins", "api_key_sha256", "read_profiles"}
+KEYS = {"kind", "datasets", "origins", "api_key_sha256", "read_profiles", "trusted"}
+# The Pub/Sub attribute the service stamps on what a connection sends: the pipeline then
+# trusts its identities only as far as that connection (domain/identity_proof.py).
+CONNECTION_ATTRIBUTE = "connectionId"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Connection:
     origins: tuple = ()  # browser origins allowed; "*" allows any
     api_key_sha256: str = ""  # server: hex SHA-256 of its API key
     read_profiles: bool = False  # server: may read profiles
+    trusted: bool = False  # server: an authenticated source of person identities
 
     @property
     def public(self):
@@ -116,13 +122,17 @@ def _parse_connection(problems, connection_id, entry, datasets):
             f"{name}: a server connection needs 'api_key_sha256', the key's SHA-256 as 64 "
             "lowercase hexadecimal digits (printf %s KEY | sha256sum)"
         )
-    if kind == "client" and (key_hash or read_profiles is True):
+    trusted = entry.get("trusted", False)
+    if not isinstance(trusted, bool):
+        problems.append(f"{name}: 'trusted' must be true or false")
+    if kind == "client" and (key_hash or read_profiles is True or trusted is True):
         problems.append(
-            f"{name}: a client connection is public: it takes no 'api_key_sha256' and never "
-            "'read_profiles' (profiles are personal data)"
+            f"{name}: a client connection is public: it takes no 'api_key_sha256', never "
+            "'read_profiles' (profiles are personal data) and is never 'trusted' (anyone "
+            "can send it any identity)"
         )
     if len(problems) > found:
         return None
     return Connection(
-        connection_id, kind, frozenset(written), tuple(origins), key_hash, read_profiles
+        connection_id, kind, frozenset(written), tuple(origins), key_hash, read_profiles, trusted
     )

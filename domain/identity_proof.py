@@ -3,10 +3,12 @@ with proof.
 
 One event with `ECID attacker-device` primary and `Email victim@example.com` beside it
 would link the attacker's device to the victim's profile. So the catalog names its person
-namespaces, and a record links an identity of one only where its dataset is `trusted`
-(an authenticated source, such as a CRM's server-side sync) or the identity carries a
-proof: the customer's server signs the identity, as Intercom's identity verification
-does, and the page or app passes the signature on with it:
+namespaces, and a record links an identity of one only where its source is trusted (its
+dataset is marked `trusted`, an authenticated source such as a CRM's server-side sync,
+and, for what the HTTP service sent, its connection is too: a public client connection
+never is) or the identity carries a proof: the customer's server signs the identity, as
+Intercom's identity verification does, and the page or app passes the signature on with
+it:
 
     identity:
       person_namespaces: [Email, CRMID]
@@ -35,6 +37,7 @@ import hmac
 import os
 import re
 
+from domain.connections import CONNECTION_ATTRIBUTE
 from domain.identity import identity_map_of
 
 # An environment variable's name, as POSIX shells take it.
@@ -52,11 +55,12 @@ class LinkTrust:
         value = os.environ.get(self.proof_secret_env, "") if self.proof_secret_env else ""
         return value.encode("utf-8", "surrogatepass") if value else None
 
-    def needs_proof(self, dataset, entity, xdm_meta=None):
+    def needs_proof(self, trusted, entity, xdm_meta=None):
         """None where every identity of the record may be linked (no person namespaces, or
-        a trusted dataset); else a function (namespace, id) -> True where that identity
-        may not be linked: a person identity without a proof that holds."""
-        if not self.person_namespaces or dataset.trusted:
+        a `trusted` source: source_trusted()); else a function (namespace, id) -> True
+        where that identity may not be linked: a person identity without a proof that
+        holds."""
+        if not self.person_namespaces or trusted:
             return None
         persons, secret, proven = self.person_namespaces, self.secret(), set()
         if secret is not None:
@@ -68,6 +72,19 @@ class LinkTrust:
         return lambda namespace, identity_id: (
             namespace in persons and (namespace, identity_id) not in proven
         )
+
+
+def source_trusted(dataset, attributes, connections):
+    """Whether a record's source is trusted: its dataset is, and where the HTTP service
+    sent it (its CONNECTION_ATTRIBUTE), that connection is too. The attribute can only take
+    trust away: naming a trusted connection gives nothing a dataset does not have."""
+    if not dataset.trusted:
+        return False
+    connection_id = attributes.get(CONNECTION_ATTRIBUTE) if attributes else None
+    if connection_id is None:
+        return True
+    connection = connections.get(connection_id)
+    return connection is not None and connection.trusted
 
 
 def identity_proof(secret, namespace, identity_id):

@@ -16,6 +16,7 @@ import re
 
 from domain import json_codec
 from domain.identity import IdentityError, identities, record_identities
+from domain.identity_proof import source_trusted
 from domain.records import (
     OPERATIONS,
     FailedMessage,
@@ -197,7 +198,8 @@ class RecordParser:
         checked = None
         if dataset.feeds_profile:
             try:
-                needs_proof = self.catalog.link_trust.needs_proof(dataset, entity, xdm_meta)
+                trusted = source_trusted(dataset, attributes, self.catalog.connections)
+                needs_proof = self.catalog.link_trust.needs_proof(trusted, entity, xdm_meta)
                 checked = record_identities(
                     found, self.catalog.blocked_identities, needs_proof=needs_proof
                 )

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from domain.connections import CONNECTION_ATTRIBUTE
 from domain.parsing import RecordParser
 from domain.records import Record
 from ingest.clients import open_table
@@ -69,7 +70,7 @@ def create_app(config):
         inlet.check_message(connection, inlet.decode(payload))
         if syncValidation:
             state.validate(connection, payload)
-        message_id = await state.publish(payload)
+        message_id = await state.publish(payload, connection)
         return _json(inlet.accepted(connection, message_id, received_ms), 200, request)
 
     @app.post(
@@ -90,7 +91,7 @@ def create_app(config):
                 data = inlet.encode(message)
                 if syncValidation:
                     state.validate(connection, data)
-                publishes[index] = state.publish(data)
+                publishes[index] = state.publish(data, connection)
             except Problem as problem:
                 answers[index] = {"statusCode": problem.status, **problem.body()["report"]}
         results = await asyncio.gather(*publishes.values(), return_exceptions=True)
@@ -209,9 +210,11 @@ class _State:
         if not isinstance(outcome, Record):
             raise inlet.validation_problem(connection, outcome)
 
-    async def publish(self, data):
+    async def publish(self, data, connection):
+        """Publishes with the connection's id, by which the pipeline trusts its identities
+        only as far as that connection (domain/identity_proof.py)."""
         try:
-            return await self.publisher.publish(data)
+            return await self.publisher.publish(data, {CONNECTION_ATTRIBUTE: connection.id})
         except PublishUnavailable as error:
             logger.warning("publish failed: %s", error)
             raise inlet.unavailable(error) from None

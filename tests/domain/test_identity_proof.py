@@ -250,3 +250,40 @@ def test_any_order_of_the_same_records_gives_the_same_graphs(parser, records, se
         assert not unproven & set(record.identities)
         if record.dataset == "crm":
             assert not unproven
+
+
+KEY_HASH = "0" * 64
+CONNECTIONS = f"""\
+connections:
+  site: {{kind: client, datasets: [crm, web], origins: ["*"]}}
+  sync: {{kind: server, datasets: [crm, web], api_key_sha256: "{KEY_HASH}", trusted: true}}
+  other: {{kind: server, datasets: [crm], api_key_sha256: "{KEY_HASH}"}}
+"""
+
+
+@pytest.mark.parametrize(
+    "dataset, connection, linked",
+    [
+        ("crm", None, True),  # straight to Pub/Sub: the dataset decides
+        ("crm", "sync", True),
+        ("crm", "other", False),  # a server connection not marked trusted
+        ("crm", "site", False),  # a public connection: never trusted
+        ("crm", "no-such-connection", False),
+        ("web", "sync", False),  # a connection adds no trust a dataset lacks
+    ],
+)
+def test_what_the_service_sent_is_trusted_as_far_as_its_connection(
+    tmp_path, dataset, connection, linked
+):
+    catalog = Catalog.load(gs.write_catalog(tmp_path, CATALOG + CONNECTIONS))
+    attributes = {} if connection is None else {"connectionId": connection}
+    payload, _ = message(dataset, "m1", 1, entry(ATTACKER, primary=True), entry(VICTIM))
+    record = RecordParser(catalog).parse(payload, attributes)
+    assert (VICTIM in record.identities) is linked
+    assert bool(record.refused_identities) is not linked
+
+
+def test_a_client_connection_is_never_trusted(tmp_path):
+    text = CATALOG + CONNECTIONS.replace('origins: ["*"]}', 'origins: ["*"], trusted: true}')
+    with pytest.raises(CatalogError, match="never 'trusted'"):
+        Catalog.load(gs.write_catalog(tmp_path, text))

@@ -52,11 +52,15 @@ def test_a_message_is_answered_once_on_the_topic_as_a_direct_publish_would_be(
     [message] = pull_messages(inlet_resources["subscription_path"], expected_count=1)
     assert message.message_id == body["xactionId"]
     assert message.data == ADA  # the envelope unchanged
-    assert dict(message.attributes) == {}  # as `ingest publish FILE` sends it
+    # Only the connection, by which the pipeline trusts the identities it sends.
+    assert dict(message.attributes) == {"connectionId": "crm-sync"}
     from_inlet = parser.parse(message.data, dict(message.attributes), message.message_id)
     direct = parser.parse(ADA, {}, "direct")
     assert isinstance(from_inlet, Record)
-    assert comparable(from_inlet) == comparable(direct)
+    assert comparable(from_inlet) == {
+        **comparable(direct),
+        "attributes": {"connectionId": "crm-sync"},
+    }
 
 
 def test_a_batch_is_answered_207_one_answer_per_message_in_order(server, inlet_resources, parser):
