@@ -9,6 +9,7 @@ import pytest
 
 from domain.catalog import Catalog, CatalogError
 from domain.connections import api_key_hash
+from domain.parsing import RecordParser
 from pubsub_helpers import pull_messages
 from tests.service.conftest import EXAMPLE_CATALOG
 
@@ -136,3 +137,26 @@ def test_a_server_connection_takes_its_key_as_a_bearer_token(server, inlet_resou
     )
     assert answer.status_code == 200
     assert len(pull_messages(inlet_resources["subscription_path"], expected_count=1)) == 1
+
+
+def test_a_forged_link_from_a_public_connection_is_not_trusted(server, inlet_resources):
+    """Issue 17's forged link sent by a web page: web-events is trusted for direct
+    publishers, but web-site is public, so the victim's Email is not linked."""
+    forged = json.loads(EVENT)
+    forged["body"]["xdmEntity"]["identityMap"] = {
+        "ECID": [{"id": "attacker-device", "primary": True}],
+        "Email": [{"id": "victim@example.com"}],
+    }
+    payload = json.dumps(forged).encode()
+    answer = httpx.post(
+        server.url + "/collection/web-site", content=payload, headers={"Origin": ORIGIN}
+    )
+    assert answer.status_code == 200, answer.text
+    [message] = pull_messages(inlet_resources["subscription_path"], expected_count=1)
+    assert dict(message.attributes) == {"connectionId": "web-site"}
+    parser = RecordParser(Catalog.load(EXAMPLE_CATALOG))
+    record = parser.parse(message.data, dict(message.attributes))
+    assert record.identities == (("ECID", "attacker-device"),)
+    assert record.refused_identities == (("Email", "victim@example.com", "unproven"),)
+    direct = parser.parse(payload, {})  # straight to Pub/Sub: the dataset is trusted
+    assert ("Email", "victim@example.com") in direct.identities
