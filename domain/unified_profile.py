@@ -79,7 +79,41 @@ def unified_profile(identities, fragments, policy, max_events=20):
         "attributes": attributes,
         "identities": [{"namespace": ns, "id": i} for ns, i in sorted(identities)],
         "events": visible_events(identities, fragments, max_events),
+        "removed_by_delete": removed_by_deletes(identities, fragments),
     }
+
+
+def removed_by_deletes(identities, fragments):
+    """What each fragment's last delete made irrelevant: its records and events before the
+    delete, counted and listed for the explain view rather than gone without a word.
+    [{identity, deleted_at, records: [{dataset, time, operation, _id}], events: N}]."""
+    removed = []
+    for identity in sorted(identities):
+        fragment = fragments.get(identity)
+        deleted = fragment.deleted if fragment is not None else None
+        if deleted is None:
+            continue
+        records = sorted(
+            (r for r in fragment.records if r.order < deleted),
+            key=lambda r: r.order,
+        )
+        removed.append(
+            {
+                "identity": list(identity),
+                "deleted_at": _iso(deleted.time_us),
+                "records": [
+                    {
+                        "dataset": r.dataset,
+                        "time": _iso(r.order.time_us),
+                        "operation": r.operation,
+                        "_id": r.record_id,
+                    }
+                    for r in records
+                ],
+                "events": sum(1 for e in fragment.events if e.order <= deleted),
+            }
+        )
+    return removed
 
 
 def visible_events(identities, fragments, max_events):

@@ -125,4 +125,15 @@ def profile_text(args, profile):
     ]
     for link in graph["dropped"]:
         lines.append(f"  {link_text(link)}; {rule_text(link['rule'])}")
+    for removed in profile.get("removed_by_delete", []):
+        lines += [
+            "",
+            f"Removed by the delete of {identity_text(*removed['identity'])} at "
+            f"{removed['deleted_at']}: {count(len(removed['records']), 'record')} and "
+            f"{count(removed['events'], 'event')} before it",
+        ]
+        lines += [
+            f"  {r['time']}  {quoted(r['dataset'])}  {r['operation']}  {quoted(str(r['_id']))}"
+            for r in removed["records"]
+        ]
     return "\n".join(lines)

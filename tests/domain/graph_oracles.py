@@ -103,15 +103,40 @@ def oracle_profile(identities, facts, precedence=(), max_events=20):
     then newest). Events: each identity's own, but those whose order key (time in µs,
     tie-break) is before its last delete's (unified_profile.visible_events), newest first
     (the layout's column order: time in µs, then tie-break, then `_id`), at most
-    max_events, each with its time to the µs."""
+    max_events, each with its time to the µs. And per identity with a delete, what its last
+    delete made irrelevant: its records before it, and how many of its events."""
     attributes = {}
     events = []
-    for identity in identities:
+    removed = []
+    for identity in sorted(identities):
         own = [f for f in facts if f.primary == identity]
         resets = [f.order for f in own if f.spec.operation in ("create", "delete")]
         last_reset = max(resets) if resets else None
         deletes = [f.order for f in own if f.spec.operation == "delete"]
         last_delete = max(deletes) if deletes else None
+        if last_delete is not None:  # what the delete made irrelevant, for the explain view
+            before = sorted(
+                (f for f in own if f.spec.kind == "profile" and f.order < last_delete),
+                key=lambda f: f.order,
+            )
+            removed.append(
+                {
+                    "identity": list(identity),
+                    "deleted_at": iso_of(last_delete[0]),
+                    "records": [
+                        {
+                            "dataset": f.spec.dataset,
+                            "time": iso_of(f.order[0]),
+                            "operation": f.spec.operation,
+                            "_id": f.spec.record_id,
+                        }
+                        for f in before
+                    ],
+                    "events": sum(
+                        1 for f in own if f.spec.kind == "event" and f.order <= last_delete
+                    ),
+                }
+            )
         for fact in own:
             if fact.spec.kind == "event":
                 if last_delete is None or fact.order > last_delete:
@@ -154,4 +179,5 @@ def oracle_profile(identities, facts, precedence=(), max_events=20):
             }
             for f in events[:max_events]
         ],
+        "removed_by_delete": removed,
     }

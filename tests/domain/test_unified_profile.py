@@ -372,3 +372,43 @@ def test_a_delete_undoes_the_deleted_identitys_pairs_not_the_others_of_its_recor
     table = gs.ingest_specs(parser, [record, delete])
     assert gs.lookup(table, BRIDGE, RULES).graph.identities == {BRIDGE}
     assert gs.lookup(table, ADA, RULES).graph.identities == {ADA, C1}
+
+
+# 5. What a delete makes irrelevant is listed, not gone without a word (issue #17).
+
+
+def test_what_a_delete_made_irrelevant_is_listed_for_the_explain_view():
+    from domain.merge import MergePolicy, OrderKey
+    from domain.profile_table import StoredEvent, StoredRecord
+    from domain.unified_profile import Fragment, unified_profile
+
+    def record(time_us, operation, record_id, points):
+        return StoredRecord(
+            OrderKey(time_us, record_id), "crm", operation, [["/points", points]], record_id
+        )
+
+    def event(time_us, event_id):
+        return StoredEvent(
+            f"{-time_us}".encode(), OrderKey(time_us, event_id), "web", {"_id": event_id}
+        )
+
+    email = ("Email", "ada@example.com")
+    fragment = Fragment(
+        records=(
+            record(3_000_000, "merge", "after", 3),
+            record(1_000_000, "merge", "before", 1),
+            record(2_000_000, "delete", "the-delete", None),
+        ),
+        events=(event(500_000, "old-event"), event(4_000_000, "new-event")),
+    )
+    profile = unified_profile([email], {email: fragment}, MergePolicy(()))
+    assert profile["attributes"]["/points"]["value"] == 3
+    assert [e["_id"] for e in profile["events"]] == ["new-event"]
+    (removed,) = profile["removed_by_delete"]
+    assert removed["identity"] == list(email) and removed["events"] == 1
+    assert removed["deleted_at"].startswith("1970-01-01T00:00:02")
+    assert [r["_id"] for r in removed["records"]] == ["before"]
+    untouched = unified_profile(
+        [email], {email: Fragment(records=fragment.records[:2])}, MergePolicy(())
+    )
+    assert untouched["removed_by_delete"] == []
