@@ -72,7 +72,9 @@ def test_every_identity_of_a_person_finds_one_and_the_same_profile(sample, catal
             assert without_lookup(profiles[member]) == without_lookup(profile), (start, member)
         # What the pure functions give over the cells, walked without bounds.
         pure = gs.lookup(cells, start, catalog.identity_rules, catalog.dataset_precedence)
-        assert {k: profile[k] for k in ("attributes", "identities", "events")} == pure.profile
+        assert {
+            k: profile[k] for k in ("attributes", "identities", "events", "removed_by_delete")
+        } == pure.profile
         assert profile["graph"] == graph_summary(pure.graph)
         assert profile["lookup"]["complete"] is True
 
