@@ -24,6 +24,7 @@ import duckdb
 
 from benchmarks import harness
 from benchmarks.harness import nearest_rank
+from benchmarks.publishing import VisibilityPoller, publish_steadily, wait_until_seen
 
 STATE_DIR = harness.ROOT / ".local-stack-bench" / "lake-freshness"
 POLL_INTERVAL_SECONDS = 0.250
@@ -48,16 +49,14 @@ def main(argv=None):
         f"Starting the pipeline with a {options.window_seconds} s lake window",
     ) as bench:
         pattern = str(bench.lake / harness.DATASET / "*" / "*" / "*.parquet")
-        poller = harness.VisibilityPoller(LakeQuery(pattern).visible, POLL_INTERVAL_SECONDS)
+        poller = VisibilityPoller(LakeQuery(pattern).visible, POLL_INTERVAL_SECONDS)
         poller.start()
         cpu_before = time.process_time()
         try:
-            publishing = harness.publish_steadily(
+            publishing = publish_steadily(
                 bench, poller, options, where="the lake", key_of=lambda record_id, email: record_id
             )
-            harness.wait_until_seen(
-                bench, poller, publishing["last_publish"], options.deadline_seconds
-            )
+            wait_until_seen(bench, poller, publishing["last_publish"], options.deadline_seconds)
         finally:
             poller.stop()
         if poller.error is not None:

@@ -21,6 +21,7 @@ import time
 
 from benchmarks import harness
 from benchmarks.harness import milliseconds, nearest_rank
+from benchmarks.publishing import publish_steadily, wait_until_seen
 from benchmarks.row_poller import RowPollerProcess
 from domain.profile_table import row_key
 
@@ -49,16 +50,14 @@ def main(argv=None):
         pipeline_cpu_before = harness.process_cpu_seconds(bench.pipeline.pid)
         emulators_cpu_before = emulators_cpu(bench)
         try:
-            publishing = harness.publish_steadily(
+            publishing = publish_steadily(
                 bench,
                 poller,
                 options,
                 where="Bigtable",
                 key_of=lambda record_id, email: row_key("Email", email),
             )
-            harness.wait_until_seen(
-                bench, poller, publishing["last_publish"], options.deadline_seconds
-            )
+            wait_until_seen(bench, poller, publishing["last_publish"], options.deadline_seconds)
             pipeline_cpu = harness.process_cpu_seconds(bench.pipeline.pid)
             emulators_cpu_after = emulators_cpu(bench)
         finally:

@@ -14,7 +14,7 @@ set before each publish call; record n's row key is a function of the run and n
 (harness.bench_email), so nothing else has to cross. A record the poller has not been
 told about was not yet published at the start of the look, so the resolution (end of the
 look that saw it minus the start of the previous one) bounds the overstatement as in
-harness.VisibilityPoller, whose interface this one has.
+publishing.VisibilityPoller, whose interface this one has.
 """
 
 import multiprocessing
@@ -25,7 +25,7 @@ POLLER_START_SECONDS = 60
 
 
 class RowPollerProcess:
-    """harness.VisibilityPoller's interface (expect, forget, pending_count, stop, seen_at,
+    """publishing.VisibilityPoller's interface (expect, forget, pending_count, stop, seen_at,
     resolution, read_seconds, error), the polling done in a spawned process."""
 
     def __init__(self, run_id, interval_seconds, names):

@@ -190,16 +190,16 @@ def run_mode(mode, count, seed, table_id):
         # The generated messages stay referenced here; a worker would not hold them. Out of
         # the collector's sight (with everything imported), they cost neither mode a thing.
         gc.freeze()
-        rss_before = _vm_hwm_kib()
+        rss_before = harness.vm_hwm_mib()
         emulator_cpu_started = emulator_cpu_seconds(emulator_pid)
         started = time.perf_counter()
-        cpu_started = _cpu_seconds()
+        cpu_started = harness.own_cpu_seconds()
         if mode == "beam":
             extra = run_beam(inputs, catalog, lake, table_id)
         else:
             extra = run_floor(inputs, catalog, lake, table_id)
         seconds = time.perf_counter() - started
-        cpu_seconds = _cpu_seconds() - cpu_started
+        cpu_seconds = harness.own_cpu_seconds() - cpu_started
         emulator_cpu = emulator_cpu_seconds(emulator_pid)
         files = sum(len(names) for _, _, names in os.walk(lake))
     if table is not None:
@@ -223,8 +223,8 @@ def run_mode(mode, count, seed, table_id):
             None if emulator_seconds is None else round(count / (cpu_seconds + emulator_seconds), 1)
         ),
         parquet_files=files,
-        vm_hwm_mib_after_generation=round(rss_before / 1024, 1),
-        vm_hwm_mib=round(_vm_hwm_kib() / 1024, 1),
+        vm_hwm_mib_after_generation=rss_before,
+        vm_hwm_mib=harness.vm_hwm_mib(),
         ru_maxrss_mib=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
 
@@ -352,19 +352,6 @@ def run_floor(inputs, catalog, lake, table_id):
         "profile_records": profile_records,
         "bigtable_rows": rows_built,
     }
-
-
-def _cpu_seconds():
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _vm_hwm_kib():
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
 
 
 # ---------------------------------------------------------------------------
