@@ -109,7 +109,8 @@ def parse_options(argv):
         formatter_class=_HelpFormatter,
         epilog="Beam's own options are accepted too (--runner, default "
         f"{DEFAULT_RUNNER}; --project; --region; ...). Streaming is always on. On the "
-        "DirectRunner, SIGTERM or Ctrl-C drains: no new messages are taken, what was taken "
+        "DirectRunner with its local read (--backlog_pull_size above 0, the default), SIGTERM "
+        "or Ctrl-C drains: no new messages are taken, what was taken "
         "is written and every window closed, then it exits 0 (a second signal stops it at "
         "once); on Dataflow, drain the job (gcloud dataflow jobs drain).",
     )
