@@ -16,6 +16,7 @@ import json
 
 import pyarrow as pa
 
+from domain.lake_dedup import KEY_COLUMN, message_key
 from domain.records import printable
 from domain.times import UTC
 
@@ -49,6 +50,7 @@ ERRORS_SCHEMA = pa.schema(
         ("_publish_time", _TIME),
         ("_ingested_at", _TIME),
         ("_message_id", pa.string()),
+        (KEY_COLUMN, pa.uint64()),
     ]
 )
 
@@ -125,6 +127,12 @@ def error_row(failed, ingested_at):
         "_publish_time": publish_time if isinstance(publish_time, datetime.datetime) else None,
         "_ingested_at": datetime.datetime.fromtimestamp(ingested_at, UTC),
         "_message_id": _text(failed.message_id),
+        # Of the failure, not only the payload: one message may fail at two steps (a dead
+        # letter the topic refused has a second row), and each row is written once.
+        KEY_COLUMN: message_key(
+            f"{ERRORS_DATASET}/{failed.dataset}/{failed.step}/{failed.error_class}",
+            failed.payload,
+        ),
     }
 
 

@@ -20,7 +20,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from domain.times import UTC
 
-MAX_TIME = datetime.datetime.max.replace(tzinfo=UTC)
+_NAME_TIME = "%Y%m%dT%H%M%S"
 
 
 def arrow_ipc_bytes(table):
@@ -30,28 +30,6 @@ def arrow_ipc_bytes(table):
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
     return sink.getvalue().to_pybytes()
-
-
-def once_per_id(table):
-    """Rows with the same `_id` (a redelivery, a publisher's retry) are written once: the
-    first published. Rows without an `_id` are all kept."""
-    if "_id" not in table.column_names:
-        return table
-    ids = table.column("_id").to_pylist()
-    present = [record_id for record_id in ids if record_id is not None]
-    if len(set(present)) == len(present):
-        return table
-    publish_times = table.column("_publish_time").to_pylist()
-    message_ids = table.column("_message_id").to_pylist()
-    first, without_id = {}, []
-    for index, record_id in enumerate(ids):
-        if record_id is None:
-            without_id.append(index)
-            continue
-        order = (publish_times[index] or MAX_TIME, message_ids[index] or "")
-        if record_id not in first or order < first[record_id][0]:
-            first[record_id] = (order, index)
-    return table.take(sorted(index for _, index in first.values()) + without_id)
 
 
 def table_in_schema(tables, schema):
@@ -76,8 +54,51 @@ def partition_file_path(lake_path, dataset, start, end, shard, pane_index, run_i
         dataset,
         f"date={start:%Y-%m-%d}",
         f"hour={start:%H}",
-        f"part-{start:%Y%m%dT%H%M%S}-{end:%H%M%S}-{shard:03d}-{pane_index}-{run_id}.parquet",
+        f"part-{start:{_NAME_TIME}}-{end:%H%M%S}-{shard:03d}-{pane_index}-{run_id}.parquet",
     )
+
+
+def shard_files(lake_path, dataset, shard, since, until):
+    """[(path, window start as seconds since the epoch)] of the files of `dataset` and
+    `shard` whose window starts in [since, until] (UTC datetimes): the hour folders
+    between are listed, nothing else."""
+    hour = since.replace(minute=0, second=0, microsecond=0)
+    patterns = []
+    while hour <= until:
+        patterns.append(
+            posixpath.join(
+                lake_path, dataset, f"date={hour:%Y-%m-%d}", f"hour={hour:%H}", "part-*.parquet"
+            )
+        )
+        hour += datetime.timedelta(hours=1)
+    found = []
+    for result in FileSystems.match(patterns):
+        for metadata in result.metadata_list:
+            start, file_shard = _window_and_shard(posixpath.basename(metadata.path))
+            if file_shard == shard and since.timestamp() <= start <= until.timestamp():
+                found.append((metadata.path, start))
+    return found
+
+
+def _window_and_shard(name):
+    """(window start, seconds since the epoch; shard) of a file name of partition_file_path,
+    or (None, None) for a name of another form."""
+    parts = name.split("-")
+    try:
+        start = datetime.datetime.strptime(parts[1], _NAME_TIME).replace(tzinfo=UTC)
+        return start.timestamp(), int(parts[3])
+    except (IndexError, ValueError):
+        return None, None
+
+
+def read_column(path, column):
+    """One column of a lake file, as a pyarrow array; None if the file has no such column
+    (a file written before it existed)."""
+    with FileSystems.open(path) as handle:
+        parquet = pq.ParquetFile(handle)
+        if column not in parquet.schema_arrow.names:
+            return None
+        return parquet.read(columns=[column]).column(column).combine_chunks()
 
 
 def write_atomically(path, table):

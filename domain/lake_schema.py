@@ -13,6 +13,7 @@ import json
 
 import pyarrow as pa
 
+from domain.lake_dedup import KEY_COLUMN
 from domain.times import UTC
 
 JSON_TEXT = {b"encoding": b"json"}  # field metadata: the column holds JSON text
@@ -24,6 +25,7 @@ METADATA_FIELDS = [
     pa.field("_ingested_at", pa.timestamp("us", tz="UTC")),
     pa.field("_publish_time", pa.timestamp("us", tz="UTC")),
     pa.field("_message_id", pa.string()),
+    pa.field(KEY_COLUMN, pa.uint64()),  # domain/lake_dedup.py
 ]
 
 

@@ -67,6 +67,15 @@ class IngestOptions(PipelineOptions):
             help="Length of the lake's windows: a Parquet file per dataset and window.",
         )
         group.add_argument(
+            "--dedup_minutes",
+            type=int,
+            default=10,
+            help="The lake's dedup horizon: a message (by dataset and payload bytes: a "
+            "Pub/Sub redelivery or a client's retry) is written to the lake once within "
+            "this many minutes of its first copy, across windows; a copy after it is "
+            "written again. Its state is held about this long.",
+        )
+        group.add_argument(
             "--pubsub_readers",
             type=int,
             default=1,
@@ -193,6 +202,8 @@ def check_options(options):
         )
     if options.window_seconds < 1:
         problems.append("--window_seconds must be at least 1")
+    if options.dedup_minutes < 1:
+        problems.append("--dedup_minutes must be at least 1")
     if options.pubsub_readers < 1:
         problems.append("--pubsub_readers must be at least 1")
     on_dataflow = "dataflow" in str(options.view_as(StandardOptions).runner).lower()

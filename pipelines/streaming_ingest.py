@@ -40,15 +40,18 @@ def build_pipeline(pipeline, options, catalog):
     profiles = records.valid | "WriteProfiles" >> WriteProfiles(
         options.bigtable_project, options.bigtable_instance, options.bigtable_table, catalog
     )
+    dedup_seconds = options.dedup_minutes * 60
     lake = records.valid | "WriteToLake" >> WriteToLake(
-        options.lake_path, catalog, options.window_seconds
+        options.lake_path, catalog, options.window_seconds, dedup_seconds
     )
 
     _ = (
         (records.failed, profiles["failed"], lake["failed"])
         | "CollectFailures" >> beam.Flatten()
         | "DeadLetter"
-        >> DeadLetter(options.dead_letter_topic, options.lake_path, options.window_seconds)
+        >> DeadLetter(
+            options.dead_letter_topic, options.lake_path, options.window_seconds, dedup_seconds
+        )
     )
 
 

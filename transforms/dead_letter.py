@@ -37,11 +37,12 @@ MAX_MESSAGE_BYTES = 10_000_000  # Pub/Sub's limit on a message (and on a Publish
 class DeadLetter(beam.PTransform):
     """Publishes each FailedMessage to the topic and writes it to the lake's `_errors`."""
 
-    def __init__(self, topic, lake_path, window_seconds):
+    def __init__(self, topic, lake_path, window_seconds, dedup_seconds):
         super().__init__()
         self.topic = topic
         self.lake_path = lake_path
         self.window_seconds = window_seconds
+        self.dedup_seconds = dedup_seconds
 
     def expand(self, failed_messages):
         counted = failed_messages | "CountFailures" >> beam.Map(_count)
@@ -63,7 +64,10 @@ class DeadLetter(beam.PTransform):
             | "ToErrorRows" >> error_tables()
             | "WriteErrorFiles"
             >> WriteParquetPartitions(
-                self.lake_path, {ERRORS_DATASET: ERRORS_SCHEMA}, self.window_seconds
+                self.lake_path,
+                {ERRORS_DATASET: ERRORS_SCHEMA},
+                self.window_seconds,
+                self.dedup_seconds,
             )
         )
 

@@ -11,25 +11,27 @@ import datetime
 import logging
 import time
 import uuid
-import zlib
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 from apache_beam.metrics import Metrics
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.windowed_value import WindowedValue
 
+from domain.lake_dedup import KEY_COLUMN, SeenKeys, message_key
 from domain.lake_files import (
     arrow_ipc_bytes,
-    once_per_id,
     partition_file_path,
+    read_column,
+    shard_files,
     table_in_schema,
     write_atomically,
 )
 from domain.lake_schema import arrow_schema, row_converter
 from domain.records import FailedMessage
 from domain.times import UTC
-from transforms.per_process import PinnedDict
+from transforms.per_process import PerProcess, PinnedDict
 
 FAILED = "failed"
 _GLOBAL_WINDOWS = (window.GlobalWindow(),)
@@ -38,11 +40,12 @@ _GLOBAL_WINDOWS = (window.GlobalWindow(),)
 class WriteToLake(beam.PTransform):
     """Returns outputs `files` (paths written) and `failed` (FailedMessages)."""
 
-    def __init__(self, lake_path, catalog, window_seconds, shards=1):
+    def __init__(self, lake_path, catalog, window_seconds, dedup_seconds, shards=1):
         super().__init__()
         self.lake_path = lake_path
         self.schemas = PinnedDict({d: arrow_schema(catalog, d) for d in catalog.datasets})
         self.window_seconds = window_seconds
+        self.dedup_seconds = dedup_seconds
         self.shards = shards
 
     def expand(self, records):
@@ -50,21 +53,23 @@ class WriteToLake(beam.PTransform):
             _ToLakeRowFn(self.schemas, self.shards)
         ).with_outputs(FAILED, main="rows")
         files = rows.rows | "WriteParquetFiles" >> WriteParquetPartitions(
-            self.lake_path, self.schemas, self.window_seconds
+            self.lake_path, self.schemas, self.window_seconds, self.dedup_seconds
         )
         return {"files": files, FAILED: rows[FAILED]}
 
 
 class WriteParquetPartitions(beam.PTransform):
     """((dataset, shard), table of rows as Arrow IPC bytes (arrow_ipc_bytes)), stamped with
-    ingestion time -> a Parquet file per window, dataset and shard. Returns the paths
+    ingestion time -> a Parquet file per window, dataset and shard, without the copies of
+    a message written within `dedup_seconds` (domain/lake_dedup.py). Returns the paths
     written."""
 
-    def __init__(self, lake_path, schemas, window_seconds):
+    def __init__(self, lake_path, schemas, window_seconds, dedup_seconds):
         super().__init__()
         self.lake_path = lake_path.rstrip("/")
         self.schemas = schemas  # dataset -> pyarrow schema
         self.window_seconds = window_seconds
+        self.dedup_seconds = dedup_seconds
 
     def expand(self, keyed_rows):
         return (
@@ -77,7 +82,8 @@ class WriteParquetPartitions(beam.PTransform):
                 allowed_lateness=self.window_seconds,
             )
             | "GroupIntoFiles" >> beam.GroupByKey()
-            | "WriteFiles" >> beam.ParDo(_WriteParquetFn(self.lake_path, self.schemas))
+            | "WriteFiles"
+            >> beam.ParDo(_WriteParquetFn(self.lake_path, self.schemas, self.dedup_seconds))
         )
 
 
@@ -119,17 +125,11 @@ class _ToLakeRowFn(beam.DoFn):
                 _message_id=record.message_id,
                 _ingested_at=datetime.datetime.fromtimestamp(ingested_at, UTC),
             )
+            row[KEY_COLUMN] = key = message_key(record.dataset, record.payload)
         except Exception as error:
             yield beam.pvalue.TaggedOutput(FAILED, _lake_write_failure(record, error))
             return
-        try:
-            # By _id, so that copies of a record meet in one file, where they are written once.
-            shard_by = str(record.entity.get("_id", record.message_id))
-            shard = zlib.crc32(shard_by.encode("utf-8", "surrogatepass")) % self.shards
-        except Exception as error:  # a bug of ours: this record's dead letter, no more
-            logging.exception("unexpected error sharding record %s", record.message_id)
-            yield beam.pvalue.TaggedOutput(FAILED, _internal_failure(record, error))
-            return
+        shard = key % self.shards  # by key, so that copies of a message meet in one shard
         self.pending.setdefault((record.dataset, shard), []).append((record, row))
         self.pending_count += 1
         if self.first_ingested_at is None:
@@ -210,27 +210,72 @@ def _lake_write_failure(record, error):
     )
 
 
+def _first_copies(table, seen, dataset):
+    """The table without the copies of messages `seen` holds, and its rows' keys."""
+    column = table.column(KEY_COLUMN)
+    keys = column.fill_null(0).to_numpy()
+    first = seen.first_copies(keys)
+    if column.null_count:  # rows made before the key existed (a --update): all kept
+        first = np.union1d(first, np.flatnonzero(column.is_null().to_numpy()))
+    if len(first) < table.num_rows:
+        Metrics.counter("lake_copies_dropped", dataset).inc(table.num_rows - len(first))
+        return table.take(first), keys[first]
+    return table, keys
+
+
+class _SeenByShard(dict):
+    """(dataset, shard) -> SeenKeys (a dict subclass: Beam's Shared holds a weak reference)."""
+
+
 class _WriteParquetFn(beam.DoFn):
-    def __init__(self, lake_path, schemas):
+    def __init__(self, lake_path, schemas, dedup_seconds):
         self.lake_path = lake_path
         self.schemas = schemas
+        self.dedup_seconds = dedup_seconds
         # Made when the pipeline is built, so the same in every retry of a bundle but new
         # in every run: a restarted pipeline must not overwrite the files of the run before
         # it that fell in the same window.
         self.run_id = uuid.uuid4().hex[:8]
+        self.seen_handle = PerProcess()  # (dataset, shard) -> SeenKeys, for the process
+
+    def setup(self):
+        self.seen = self.seen_handle.acquire(_SeenByShard)
 
     def process(self, element, window=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         (dataset, shard), tables = element
-        table = once_per_id(table_in_schema(tables, self.schemas[dataset]))
+        start = window.start.to_utc_datetime(has_tz=True)
         path = partition_file_path(
             self.lake_path,
             dataset,
-            window.start.to_utc_datetime(has_tz=True),
+            start,
             window.end.to_utc_datetime(has_tz=True),
             shard,
             pane.index,
             self.run_id,
         )
+        table = table_in_schema(tables, self.schemas[dataset])
+        seen = self._seen_keys(dataset, shard, start)
+        keys = None
+        if KEY_COLUMN in table.column_names:  # every schema of the pipeline's has it
+            table, keys = _first_copies(table, seen, dataset)
+        if not table.num_rows:
+            return
         write_atomically(path, table)
+        if keys is not None:
+            seen.add(path, start.timestamp(), keys)
         Metrics.counter("lake_rows", dataset).inc(table.num_rows)
         yield path
+
+    def _seen_keys(self, dataset, shard, start):
+        """The keys of the horizon's files of this dataset and shard, the files of other
+        runs and workers read from the lake (once each), this process's own kept."""
+        seen = self.seen.get((dataset, shard))
+        if seen is None:
+            seen = self.seen[(dataset, shard)] = SeenKeys(self.dedup_seconds)
+        seen.expire(start.timestamp())
+        since = start - datetime.timedelta(seconds=self.dedup_seconds)
+        for path, file_start in shard_files(self.lake_path, dataset, shard, since, start):
+            if not seen.known(path):
+                keys = read_column(path, KEY_COLUMN)
+                seen.add(path, file_start, [] if keys is None else keys.fill_null(0).to_numpy())
+        return seen

@@ -19,6 +19,7 @@ from domain.dead_letters import (
     error_row,
     without_error_attributes,
 )
+from domain.lake_dedup import message_key
 from domain.records import FailedMessage, Violation
 
 UTC = datetime.timezone.utc
@@ -110,9 +111,13 @@ def test_the_error_row_is_a_row_of_the_errors_schema():
         "_publish_time": moment,
         "_ingested_at": datetime.datetime(2026, 11, 30, 12, 0, 0, 500000, tzinfo=UTC),
         "_message_id": "m-1",
+        "_message_key": message_key("_errors/d/parse_and_validate/schema_violation", b"\xff raw"),
     }
     stored = pa.Table.from_pylist([row], schema=ERRORS_SCHEMA).to_pylist()[0]
     assert stored == row
+    # One message failing at two steps is two rows, each written once.
+    again = error_row(failed(step="dead_letter", error_class="internal"), ingested_at=0)
+    assert again["_message_key"] != row["_message_key"]
 
 
 def test_a_message_that_failed_outside_pub_sub_has_no_publish_time():

@@ -2,14 +2,16 @@
 lands."""
 
 import datetime
+import pathlib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from domain.lake_files import (
     arrow_ipc_bytes,
-    once_per_id,
     partition_file_path,
+    read_column,
+    shard_files,
     table_in_schema,
     write_atomically,
 )
@@ -17,14 +19,6 @@ from domain.lake_files import (
 UTC = datetime.timezone.utc
 CURRENT = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("tier", pa.string())])
 OLDER = pa.schema([("_id", pa.string()), ("points", pa.int64()), ("gone", pa.string())])
-LAKE_ROWS = pa.schema(
-    [
-        ("_id", pa.string()),
-        ("_publish_time", pa.timestamp("us", tz="UTC")),
-        ("_message_id", pa.string()),
-        ("n", pa.int64()),
-    ]
-)
 
 
 def at(second):
@@ -85,32 +79,29 @@ def test_tables_of_the_current_schema_are_taken_as_they_are():
     assert table_in_schema([], CURRENT).schema.equals(CURRENT)
 
 
-def test_copies_of_a_record_are_kept_once_the_first_published():
-    rows = [
-        {"_id": "a", "_publish_time": at(5), "_message_id": "m-5", "n": 1},
-        {"_id": "b", "_publish_time": at(1), "_message_id": "m-1", "n": 2},
-        {"_id": "a", "_publish_time": at(2), "_message_id": "m-2", "n": 3},  # first published
-        {"_id": None, "_publish_time": at(0), "_message_id": "x", "n": 4},
-        {"_id": "a", "_publish_time": at(2), "_message_id": "m-3", "n": 5},  # same time, later id
-        {"_id": None, "_publish_time": at(0), "_message_id": "x", "n": 6},
-        {"_id": "c", "_publish_time": None, "_message_id": "m-9", "n": 7},
-        {"_id": "c", "_publish_time": at(59), "_message_id": "m-8", "n": 8},  # a time beats none
-    ]
-    kept = once_per_id(pa.Table.from_pylist(rows, LAKE_ROWS))
-    assert sorted(r["n"] for r in kept.to_pylist()) == [2, 3, 4, 6, 8]
-
-
-def test_a_table_without_copies_or_ids_is_kept_whole():
-    unique = pa.Table.from_pylist(
-        [
-            {"_id": "a", "_publish_time": at(1), "_message_id": "1", "n": 1},
-            {"_id": "b", "_publish_time": None, "_message_id": None, "n": 2},
-        ],
-        LAKE_ROWS,
+def test_the_files_of_a_shard_are_listed_by_window_across_hours(tmp_path):
+    table = pa.Table.from_pylist([{"_id": "a", "points": 1, "tier": "x"}], CURRENT)
+    written = {}
+    for minute, shard in [(-70, 0), (-30, 0), (-1, 0), (-1, 1), (0, 0), (5, 0)]:
+        start = at(0) + datetime.timedelta(minutes=minute)
+        end = start + datetime.timedelta(minutes=1)
+        path = partition_file_path(str(tmp_path), "ds", start, end, shard, 0, "r")
+        pathlib.Path(path).parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, table)
+        written[(minute, shard)] = path
+    (tmp_path / "ds" / "date=2026-11-30" / "hour=11" / "notes.txt").write_text("not ours")
+    found = shard_files(str(tmp_path), "ds", 0, at(0) - datetime.timedelta(minutes=30), at(0))
+    assert sorted(found) == sorted(
+        (written[(m, 0)], (at(0) + datetime.timedelta(minutes=m)).timestamp()) for m in (-30, -1, 0)
     )
-    assert once_per_id(unique).equals(unique)
-    no_ids = pa.table({"n": [1, 1]})
-    assert once_per_id(no_ids).equals(no_ids)
+    assert shard_files(str(tmp_path), "other", 0, at(0), at(0)) == []
+
+
+def test_a_column_is_read_alone_and_a_file_without_it_gives_none(tmp_path):
+    path = str(tmp_path / "f.parquet")
+    write_atomically(path, pa.table({"_message_key": pa.array([3, 1], pa.uint64()), "x": [1, 2]}))
+    assert read_column(path, "_message_key").to_pylist() == [3, 1]
+    assert read_column(path, "missing") is None
 
 
 def test_a_file_lands_whole_under_its_name_and_nothing_else_is_left(tmp_path):

@@ -60,7 +60,7 @@ def test_failures_are_written_to_the_lake_errors_dataset_with_their_errors(catal
             p
             | stream
             | error_tables()
-            | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60)
+            | WriteParquetPartitions(str(tmp_path), {ERRORS_DATASET: ERRORS_SCHEMA}, 60, 600)
         )
     files = glob.glob(f"{tmp_path}/_errors/date=*/hour=*/part-*.parquet")
     rows = sorted(

@@ -133,7 +133,7 @@ def error_rows(lake):
 def run_dead_letter(failures, topic, lake):
     stream = TestStream().add_elements(failures).advance_watermark_to_infinity()
     pipeline = streaming_pipeline()
-    _ = pipeline | stream | DeadLetter(topic, str(lake), 60)
+    _ = pipeline | stream | DeadLetter(topic, str(lake), 60, 600)
     result = pipeline.run()
     result.wait_until_finish()
     return {
