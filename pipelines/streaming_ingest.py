@@ -23,7 +23,7 @@ from pipelines.options import (
 from transforms.dead_letter import DeadLetter
 from transforms.direct_runner import speed_up_direct_runner
 from transforms.lake import WriteToLake
-from transforms.local_read import drain
+from transforms.local_read import BackgroundPull, drain
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate
@@ -34,6 +34,7 @@ def build_pipeline(pipeline, options, catalog):
         options.input_subscription,
         options.pubsub_readers,
         options.view_as(LocalRunOptions).backlog_pull_size,
+        options.window_seconds,
     )
     records = messages | "ParseAndValidate" >> ParseAndValidate(catalog)
 
@@ -78,6 +79,7 @@ def run(argv=None):
     gc.freeze()
     result = pipeline.run()
     result.wait_until_finish()
+    BackgroundPull.finish_all()  # finished, every window written: what was taken is durable
     return result
 
 

@@ -3,10 +3,10 @@
 The DirectRunner's own read makes each bundle out of one synchronous pull of at most 10
 messages, on the runner's only thread, and the runner's cost is per bundle: a local
 pipeline then spends its time pulling, and a record waits for the pulls in front of it.
-Here a thread of its own pulls the subscription (blocking pulls of up to 1,000 messages,
-acknowledged by another thread once queued, as the DirectRunner acknowledges its own) and
-the runner's read step only takes what is queued: every message pulled so far, up to
-`bundle_size`, at once. When nothing is queued it waits at most IDLE_WAIT_SECONDS and then
+Here a thread of its own pulls the subscription (blocking pulls of up to 1,000 messages)
+and the runner's read step only takes what is queued: every message pulled so far, up to
+`bundle_size`, at once. Another thread acknowledges a message only once what the pipeline
+made of it is durable, and extends its lease until then (BackgroundPull). When nothing is queued it waits at most IDLE_WAIT_SECONDS and then
 returns empty, so that the watermark, and with it the lake's windows, moves on while the
 topic is quiet. A failed pull is retried, backing off, for as long as it fails: an outage
 of Pub/Sub is waited out, with a WARNING each time, never the end of the pipeline.
@@ -18,7 +18,6 @@ _LocalReadEvaluator, registered with the runner's evaluators (docs/private-apis.
 import collections
 import datetime
 import logging
-import queue
 import threading
 import time
 
@@ -39,6 +38,9 @@ MAX_PULL_MESSAGES = 1000  # the most one pull asks for
 IDLE_WAIT_SECONDS = 0.5
 PULL_TIMEOUT_SECONDS = 30
 MAX_BACKOFF_SECONDS = 30
+ACK_IDS_PER_CALL = 500  # an acknowledgement request is at most 512 KB
+SETTLE_SECONDS = 0.2  # how often what is held is looked at: acknowledged, its lease extended
+MIN_LEASE_SECONDS = 30
 QUEUED_BUNDLES = 20  # the pull waits while this many bundles' worth are queued
 
 _LOG = logging.getLogger(__name__)
@@ -47,19 +49,21 @@ _DRAINING = threading.Event()
 
 def drain():
     """Stops every local read of the process from taking new messages: each then hands on
-    what it has queued, waits for its acknowledgements to be sent, and ends, its watermark
-    at the end of time, so that every window closes and the pipeline finishes. What a
-    pull brings after this is released (nacked), not queued: Pub/Sub delivers it again."""
+    what it has queued and ends, its watermark at the end of time, so that every window
+    closes and the pipeline finishes (BackgroundPull.finish_all then acknowledges what it
+    took). What a pull brings after this is released (nacked), not queued: Pub/Sub
+    delivers it again."""
     _DRAINING.set()
 
 
 class LocalPubSubRead(beam.PTransform):
     """Unbounded PubsubMessages (attributes included) of one subscription."""
 
-    def __init__(self, subscription, bundle_size):
+    def __init__(self, subscription, bundle_size, window_seconds=None):
         super().__init__()
         self.subscription = subscription
         self.bundle_size = bundle_size
+        self.window_seconds = window_seconds  # the lake's: a message is held until its closes
 
     def expand(self, pbegin):
         return pvalue.PCollection(pbegin.pipeline, is_bounded=False)
@@ -69,92 +73,134 @@ class LocalPubSubRead(beam.PTransform):
 
 
 class BackgroundPull:
-    """One thread pulling one subscription into a queue; `take` empties the queue."""
+    """One thread pulling one subscription into a queue, `take` emptying it, and one
+    acknowledging what was taken once the pipeline has made it durable.
+
+    A message is acknowledged only once every step's output watermark has passed it and
+    the windows it fell in have closed (see _Pulled), and its lease is extended while it
+    is held: a crash, even a SIGKILL, leaves on the subscription every message whose
+    lake file, Bigtable cells or dead letter were not all written, and Pub/Sub delivers
+    them again (the sinks write a copy once: domain/lake_dedup.py)."""
 
     _started = {}
     _started_lock = threading.Lock()
 
     @classmethod
-    def of(cls, subscription, bundle_size):
+    def of(cls, subscription, bundle_size, window_seconds=None):
         """The process's one pull of `subscription`, started on first use."""
         with cls._started_lock:
             pull = cls._started.get(subscription)
             if pull is None:
-                pull = cls._started[subscription] = cls(subscription, bundle_size)
+                pull = cls._started[subscription] = cls(subscription, bundle_size, window_seconds)
                 pull.start()
             return pull
 
     @classmethod
     def close(cls, subscription):
-        """Stops the process's pull of `subscription`, if it has one."""
+        """Stops the process's pull of `subscription`, if it has one, acknowledging
+        nothing more: what it holds is delivered again."""
         with cls._started_lock:
             pull = cls._started.pop(subscription, None)
         if pull is not None:
             pull.stop()
 
-    def __init__(self, subscription, bundle_size, client=None):
+    @classmethod
+    def finish_all(cls):
+        """Once the pipeline has finished without error (every window closed and written):
+        acknowledges everything taken, releases what was not, and stops every pull."""
+        with cls._started_lock:
+            pulls = list(cls._started.values())
+            cls._started.clear()
+        for pull in pulls:
+            pull.finish()
+
+    def __init__(self, subscription, bundle_size, window_seconds=None, client=None):
         self.subscription = subscription
         self.capacity = max(bundle_size, MAX_PULL_MESSAGES) * QUEUED_BUNDLES
+        self.window_seconds = window_seconds
         self._client = client
-        self._queue = collections.deque()
+        self._queue = collections.deque()  # (message, the _Pulled it came in)
         self._changed = threading.Condition()
         self._stopped = threading.Event()
-        self._acks = queue.SimpleQueue()  # ack ids, acknowledged by a thread of their own
+        self._held = collections.deque()  # _Pulled, in pull order, until acknowledged
+        self._held_lock = threading.Lock()
+        self._watermark = None  # () -> seconds: the least output watermark of all steps
+        self._lease_seconds = MIN_LEASE_SECONDS
         self._thread = threading.Thread(target=self._run, name=f"pull {subscription}", daemon=True)
         self._ack_thread = threading.Thread(
-            target=self._acknowledge_queued, name=f"ack {subscription}", daemon=True
+            target=self._settle_held, name=f"ack {subscription}", daemon=True
         )
 
     def start(self):
         if self._client is None:
             self._client = subscriber_client()
+        self._lease_seconds = max(MIN_LEASE_SECONDS, self._ack_deadline())
         self._thread.start()
         self._ack_thread.start()
+
+    def watch(self, watermark):
+        """Acknowledges by `watermark`, a function giving the pipeline's least output
+        watermark, in seconds (the read's evaluator gives it the runner's)."""
+        self._watermark = watermark
 
     def stop(self):
         self._stopped.set()
         with self._changed:
             self._changed.notify_all()
-        self._acks.put(None)
-        self._thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
+        # Not waiting out a pull in flight (up to PULL_TIMEOUT_SECONDS): what it brings
+        # after this is released by the pull thread itself.
+        self._thread.join(timeout=1)
         self._ack_thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
 
-    def take(self, most, wait_seconds):
-        """Up to `most` queued messages, oldest first: waits up to `wait_seconds` for one."""
+    def finish(self):
+        self.stop()
+        with self._held_lock:
+            held, self._held = list(self._held), collections.deque()
+        taken = [i for pulled in held if pulled.taken_at is not None for i in pulled.ack_ids]
+        untaken = [i for pulled in held if pulled.taken_at is None for i in pulled.ack_ids]
+        for start in range(0, len(taken), ACK_IDS_PER_CALL):
+            self._acknowledge(taken[start : start + ACK_IDS_PER_CALL])
+        if untaken:
+            self._release(untaken)
+
+    def take(self, most, wait_seconds, stamp=None):
+        """Up to `most` queued messages, oldest first: waits up to `wait_seconds` for one.
+        `stamp`: the time they are taken at, their elements' timestamp (now if None)."""
         with self._changed:
             if not self._queue:
                 self._changed.wait(wait_seconds)
-            taken = [self._queue.popleft() for _ in range(min(most, len(self._queue)))]
+            entries = [self._queue.popleft() for _ in range(min(most, len(self._queue)))]
             self._changed.notify_all()  # room for the pull
-            return taken
+        stamp = time.time() if stamp is None else stamp
+        with self._held_lock:
+            for _, pulled in entries:
+                pulled.untaken -= 1
+                if not pulled.untaken:
+                    pulled.taken_at = stamp
+        return [message for message, _ in entries]
 
     def drained(self):
-        """Once draining: True when nothing is queued and every acknowledgement is sent."""
+        """Once draining: True when nothing is queued."""
         with self._changed:
-            if self._queue:
-                return False
-        if self._ack_thread.is_alive():
-            self._acks.put(None)  # the ack thread sends what it holds, then ends
-            self._ack_thread.join(timeout=PULL_TIMEOUT_SECONDS + 5)
-        return True
+            return not self._queue
+
+    def held(self):
+        """How many messages are taken or queued and not yet acknowledged."""
+        with self._held_lock:
+            return sum(len(pulled.ack_ids) for pulled in self._held)
 
     def _release(self, ack_ids):
-        try:
-            self._client.modify_ack_deadline(
-                request={
-                    "subscription": self.subscription,
-                    "ack_ids": ack_ids,
-                    "ack_deadline_seconds": 0,
-                }
-            )
-        except Exception as error:  # they come back after their ack deadline instead
-            _LOG.warning(
-                "releasing %d messages pulled while draining failed: %s", len(ack_ids), error
-            )
-
-    def oldest(self):
-        with self._changed:
-            return self._queue[0] if self._queue else None
+        for start in range(0, len(ack_ids), ACK_IDS_PER_CALL):
+            try:
+                self._client.modify_ack_deadline(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": ack_ids[start : start + ACK_IDS_PER_CALL],
+                        "ack_deadline_seconds": 0,
+                    }
+                )
+            except Exception as error:  # they come back after their ack deadline instead
+                _LOG.warning("releasing %d messages failed: %s", len(ack_ids), error)
 
     def _run(self):
         failures = 0
@@ -163,16 +209,18 @@ class BackgroundPull:
                 while len(self._queue) >= self.capacity and not self._stopped.is_set():
                     self._changed.wait(1)
             try:
-                pulled = self._pull()
-                if pulled and _DRAINING.is_set():
-                    self._release([received.ack_id for received in pulled])
+                pulled_at = time.monotonic()
+                received = self._pull()
+                if received and (_DRAINING.is_set() or self._stopped.is_set()):
+                    self._release([r.ack_id for r in received])
                     return
-                if pulled:
-                    messages = [_message(received.message) for received in pulled]
+                if received:
+                    pulled = _Pulled([r.ack_id for r in received], pulled_at + self._lease_seconds)
+                    with self._held_lock:
+                        self._held.append(pulled)
                     with self._changed:
-                        self._queue.extend(messages)
+                        self._queue.extend((_message(r.message), pulled) for r in received)
                         self._changed.notify_all()
-                    self._acks.put([received.ack_id for received in pulled])
             except Exception as error:  # any failure of Pub/Sub is waited out
                 failures += 1
                 backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 8))
@@ -204,21 +252,60 @@ class BackgroundPull:
         # The raw protobuf: proto-plus wrappers are slow to read, message by message.
         return type(response).pb(response).received_messages
 
-    def _acknowledge_queued(self):
-        """Acknowledges what the pull has queued, apart from it: an acknowledgement takes
-        the emulator about as long as a pull, and the pull need not wait for it."""
-        while True:
-            ack_ids = self._acks.get()
-            if ack_ids is None:
+    def _ack_deadline(self):
+        try:
+            subscription = self._client.get_subscription(
+                request={"subscription": self.subscription}, timeout=10
+            )
+            return subscription.ack_deadline_seconds
+        except Exception:  # the pull will say what is wrong, and wait it out
+            return MIN_LEASE_SECONDS
+
+    def _settle_held(self):
+        """Every SETTLE_SECONDS: acknowledges what is durable, extends the lease of the
+        rest that is near its end."""
+        while not self._stopped.wait(SETTLE_SECONDS):
+            try:
+                self._acknowledge_durable()
+                self._extend_leases()
+            except Exception:  # a bug of ours: held messages come again, nothing is lost
+                _LOG.exception("settling the messages held from %s failed", self.subscription)
+
+    def _acknowledge_durable(self):
+        if self._watermark is None:
+            return
+        watermark, now = self._watermark(), time.time()
+        durable = []
+        with self._held_lock:
+            for pulled in self._held:
+                if pulled.durable(watermark, now, self.window_seconds):
+                    durable.append(pulled)
+            for pulled in durable:
+                self._held.remove(pulled)
+        ack_ids = [ack_id for pulled in durable for ack_id in pulled.ack_ids]
+        for start in range(0, len(ack_ids), ACK_IDS_PER_CALL):
+            self._acknowledge(ack_ids[start : start + ACK_IDS_PER_CALL])
+
+    def _extend_leases(self):
+        now = time.monotonic()
+        with self._held_lock:
+            due = [p for p in self._held if p.lease_ends - now < self._lease_seconds / 3]
+        ack_ids = [ack_id for pulled in due for ack_id in pulled.ack_ids]
+        for start in range(0, len(ack_ids), ACK_IDS_PER_CALL):
+            try:
+                self._client.modify_ack_deadline(
+                    request={
+                        "subscription": self.subscription,
+                        "ack_ids": ack_ids[start : start + ACK_IDS_PER_CALL],
+                        "ack_deadline_seconds": self._lease_seconds,
+                    },
+                    timeout=PULL_TIMEOUT_SECONDS,
+                )
+            except Exception as error:  # tried again on the next round; at worst, a copy
+                _LOG.warning("extending the lease of %d messages failed: %s", len(ack_ids), error)
                 return
-            while not self._acks.empty() and len(ack_ids) < 5000:
-                more = self._acks.get()
-                if more is None:
-                    self._acks.put(None)
-                    break
-                ack_ids.extend(more)
-            for start in range(0, len(ack_ids), 500):  # an ack request is at most 512 KB
-                self._acknowledge(ack_ids[start : start + 500])
+        for pulled in due:
+            pulled.lease_ends = now + self._lease_seconds
 
     def _acknowledge(self, ack_ids):
         """Tried until it works: an ack lost would have the message delivered again."""
@@ -231,7 +318,7 @@ class BackgroundPull:
                 return
             except Exception as error:
                 failures += 1
-                if self._stopped.is_set() or failures > 10:
+                if failures > 10:
                     _LOG.warning(
                         "acknowledging %d messages of %s failed (%s); they will be delivered again",
                         len(ack_ids),
@@ -239,11 +326,43 @@ class BackgroundPull:
                         error,
                     )
                     return
-                self._stopped.wait(min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures))
+                time.sleep(min(MAX_BACKOFF_SECONDS, 0.5 * 2**failures))
+
+
+class _Pulled:
+    """The messages of one pull, held until durable.
+
+    They are durable once every step's output watermark has passed the time they were
+    taken at, so each step has handled them and stamped what it made of them (the lake and
+    the dead letter stamp by the clock: no later than the moment this is seen,
+    `settled_at`), and then has passed the end of the window `settled_at` falls in: every
+    window they were written in has closed, its file renamed into place."""
+
+    __slots__ = ("ack_ids", "lease_ends", "untaken", "taken_at", "settled_at")
+
+    def __init__(self, ack_ids, lease_ends):
+        self.ack_ids = ack_ids
+        self.lease_ends = lease_ends  # time.monotonic()
+        self.untaken = len(ack_ids)
+        self.taken_at = None  # time.time() the last of them was taken at
+        self.settled_at = None
+
+    def durable(self, watermark, now, window_seconds):
+        if self.taken_at is None:
+            return False
+        if self.settled_at is None:
+            if watermark <= self.taken_at:
+                return False
+            self.settled_at = now
+        if window_seconds is None:
+            return True
+        return watermark >= (self.settled_at // window_seconds + 1) * window_seconds
 
 
 class _LocalReadEvaluator(_TransformEvaluator):
-    """Each bundle of the read: what the background pull has queued, up to bundle_size."""
+    """Each bundle of the read: what the background pull has queued, up to bundle_size,
+    stamped with the time it is taken at. The watermark then moves to that time: nothing
+    still queued can be late, since it is stamped when it is taken."""
 
     def start_bundle(self):
         pass
@@ -253,8 +372,13 @@ class _LocalReadEvaluator(_TransformEvaluator):
 
     def finish_bundle(self):
         transform = self._applied_ptransform.transform
-        pull = BackgroundPull.of(transform.subscription, transform.bundle_size)
-        taken = pull.take(transform.bundle_size, IDLE_WAIT_SECONDS)
+        pull = BackgroundPull.of(
+            transform.subscription, transform.bundle_size, transform.window_seconds
+        )
+        if pull._watermark is None:
+            pull.watch(_least_watermark(self._evaluation_context._watermark_manager))
+        stamp = time.time()
+        taken = pull.take(transform.bundle_size, IDLE_WAIT_SECONDS, stamp)
         if not taken and _DRAINING.is_set() and pull.drained():
             _LOG.info(
                 "the read of %s is drained: every message taken is handed on", pull.subscription
@@ -263,23 +387,25 @@ class _LocalReadEvaluator(_TransformEvaluator):
         bundles = []
         if taken:
             bundle = self._evaluation_context.create_bundle(next(iter(self._outputs)))
+            at = Timestamp.of(stamp)
             for message in taken:
-                bundle.output(GlobalWindows.windowed_value(message, timestamp=_timestamp(message)))
+                bundle.output(GlobalWindows.windowed_value(message, timestamp=at))
             bundles.append(bundle)
-        # Hold the watermark at the oldest message still queued, else the wall clock, as
-        # the DirectRunner's read holds it at the time its pull returned.
-        oldest = pull.oldest()
-        hold = _timestamp(oldest) if oldest else Timestamp.of(time.time())
         unprocessed = self._evaluation_context.create_bundle(
             pvalue.PBegin(self._applied_ptransform.transform.pipeline)
         )
+        hold = Timestamp.of(stamp if taken else time.time())
         return TransformResult(self, bundles, [unprocessed], None, {None: hold})
 
 
-def _timestamp(message):
-    if message.publish_time is None:
-        return Timestamp.of(time.time())
-    return Timestamp.from_utc_datetime(message.publish_time)
+def _least_watermark(watermark_manager):
+    """() -> the least output watermark of all the pipeline's steps, in seconds."""
+    watermarks = list(watermark_manager._transform_to_watermarks.values())
+
+    def least():
+        return min(w.output_watermark for w in watermarks).micros / 1e6
+
+    return least
 
 
 def _message(pulled):

@@ -15,16 +15,17 @@ class ReadMessages(beam.PTransform):
 
     With `local_bundle_size` N > 0 (the DirectRunner only), each read is the local read of
     transforms/local_read.py: a background pull, and bundles of up to N messages it has
-    pulled. With 0, it is Beam's ReadFromPubSub: on Dataflow the native read, which
+    pulled, each acknowledged once what it made is durable. With 0, it is Beam's ReadFromPubSub: on Dataflow the native read, which
     acknowledges only after a checkpoint; on the DirectRunner the runner's own read, one
     pull of at most 10 messages a bundle.
     """
 
-    def __init__(self, subscription, readers=1, local_bundle_size=0):
+    def __init__(self, subscription, readers=1, local_bundle_size=0, window_seconds=None):
         super().__init__()
         self.subscription = subscription
         self.readers = readers
         self.local_bundle_size = local_bundle_size
+        self.window_seconds = window_seconds  # the local read holds a message till its closes
 
     def expand(self, pipeline):
         reads = [pipeline | f"Read{index}" >> self._read() for index in range(self.readers)]
@@ -32,7 +33,7 @@ class ReadMessages(beam.PTransform):
 
     def _read(self):
         if self.local_bundle_size:
-            return LocalPubSubRead(self.subscription, self.local_bundle_size)
+            return LocalPubSubRead(self.subscription, self.local_bundle_size, self.window_seconds)
         return _ReadFromPubSub(self.subscription)
 
 

@@ -14,6 +14,7 @@ from apache_beam.transforms import window
 from google.cloud import pubsub_v1
 
 from pubsub_helpers import pull_messages
+from transforms import local_read
 from transforms.local_read import BackgroundPull, LocalPubSubRead
 
 # What the pipelines under test saw, by test: the DirectRunner runs DoFns in this process.
@@ -40,7 +41,7 @@ def wait_for(condition, seconds, what):
     pytest.fail(f"not within {seconds} s: {what}")
 
 
-def test_the_pull_queues_what_is_published_and_acknowledges_it(pubsub_resources):
+def test_the_pull_queues_what_is_published_and_finish_acknowledges_it(pubsub_resources):
     pull = BackgroundPull(pubsub_resources.subscription_path, bundle_size=100)
     pull.start()
     try:
@@ -51,8 +52,10 @@ def test_the_pull_queues_what_is_published_and_acknowledges_it(pubsub_resources)
             batch = pull.take(100, wait_seconds=1)
             assert len(batch) <= 100
             taken.extend(batch)
+        assert pull.held() == 250  # nothing watches a pipeline: nothing is durable yet
     finally:
-        pull.stop()
+        pull.finish()
+    assert pull.held() == 0
     assert sorted(m.data for m in taken) == sorted(f"message-{n}".encode() for n in range(250))
     assert {m.attributes["dataset"] for m in taken} == {"web-events"}
     assert all(m.message_id and m.publish_time is not None for m in taken)
@@ -71,7 +74,7 @@ def test_a_message_over_grpcs_default_4_mib_is_pulled(pubsub_resources):
         taken = []
         wait_for(lambda: taken.extend(pull.take(10, 0.2)) or taken, 60, "the 9 MB message")
     finally:
-        pull.stop()
+        pull.finish()
     assert [m.data for m in taken] == [payload]
 
 
@@ -108,7 +111,7 @@ def test_a_pull_that_fails_is_retried_until_it_works(emulators, caplog):
             taken = []
             wait_for(lambda: taken.extend(pull.take(10, 0.2)) or taken, 60, "the message")
         finally:
-            pull.stop()
+            pull.finish()
     assert [m.data for m in taken] == [b"after the outage"]
     assert any("again after" in r.getMessage() for r in caplog.records)
 
@@ -188,3 +191,85 @@ def test_a_quiet_topic_still_closes_the_windows(pubsub_resources):
         BackgroundPull.close(pubsub_resources.subscription_path)
     assert sum(count for bundle in SEEN[key] for _, count in bundle) == 5
     assert closed_after < 10
+
+
+class _WaitFor(beam.DoFn):
+    """Holds each element until the event is set: a sink still writing."""
+
+    def __init__(self, key):
+        self.key = key
+
+    def process(self, element):
+        while not GATES[self.key].wait(0.05):
+            pass
+        yield element
+
+
+GATES = {}
+
+
+def short_lease_subscription(resources, monkeypatch):
+    """A subscription of the test's topic with Pub/Sub's shortest ack deadline, and the
+    read's lease as short, so that what a crash leaves is delivered again within seconds."""
+    monkeypatch.setattr(local_read, "MIN_LEASE_SECONDS", 10)
+    subscription = f"{resources.subscription_path}-short"
+    pubsub_v1.SubscriberClient().create_subscription(
+        name=subscription,
+        topic=f"projects/{resources.project}/topics/{resources.topic}",
+        ack_deadline_seconds=10,
+    )
+    return subscription
+
+
+def run_held(subscription, key):
+    GATES[key] = threading.Event()
+    return run_streaming(
+        lambda p: (
+            p
+            | LocalPubSubRead(subscription, bundle_size=100, window_seconds=1)
+            | beam.WindowInto(window.FixedWindows(1))
+            | beam.Map(lambda m: ("all", m.data))
+            | beam.GroupByKey()
+            | beam.ParDo(_WaitFor(key))
+            | beam.ParDo(_Note(key))
+        )
+    )
+
+
+def test_a_message_is_acknowledged_once_its_window_is_written_not_before(
+    pubsub_resources, monkeypatch
+):
+    subscription = short_lease_subscription(pubsub_resources, monkeypatch)
+    key = uuid.uuid4().hex
+    result = run_held(subscription, key)
+    try:
+        publish(pubsub_resources, 20)
+        wait_for(lambda: BackgroundPull._started[subscription].held() == 20, 30, "20 taken")
+        time.sleep(12)  # past the subscription's deadline: held, its lease extended
+        assert BackgroundPull._started[subscription].held() == 20
+        assert not SEEN.get(key)
+        GATES[key].set()  # the window's sink is done
+        wait_for(lambda: BackgroundPull._started[subscription].held() == 0, 30, "acknowledged")
+    finally:
+        GATES[key].set()
+        result.cancel()
+        BackgroundPull.close(subscription)
+    assert sorted(m for b in SEEN[key] for _, ms in b for m in ms) == sorted(
+        f"message-{n}".encode() for n in range(20)
+    )
+    assert pull_messages(subscription, 0, timeout=12) == []  # not delivered again
+
+
+def test_what_a_crash_leaves_unwritten_is_delivered_again(pubsub_resources, monkeypatch):
+    subscription = short_lease_subscription(pubsub_resources, monkeypatch)
+    key = uuid.uuid4().hex
+    result = run_held(subscription, key)
+    try:
+        publish(pubsub_resources, 20)
+        wait_for(lambda: BackgroundPull._started[subscription].held() == 20, 30, "20 taken")
+    finally:  # the process dies: its window never written, nothing is acknowledged
+        result.cancel()
+        BackgroundPull.close(subscription)
+        GATES[key].set()
+    again = pull_messages(subscription, 20, timeout=40)
+    assert sorted(m.data for m in again) == sorted(f"message-{n}".encode() for n in range(20))
