@@ -6,10 +6,11 @@ pipeline then spends its time pulling, and a record waits for the pulls in front
 Here a thread of its own pulls the subscription (blocking pulls of up to 1,000 messages)
 and the runner's read step only takes what is queued: every message pulled so far, up to
 `bundle_size`, at once. Another thread acknowledges a message only once what the pipeline
-made of it is durable, and extends its lease until then (BackgroundPull). When nothing is queued it waits at most IDLE_WAIT_SECONDS and then
-returns empty, so that the watermark, and with it the lake's windows, moves on while the
-topic is quiet. A failed pull is retried, backing off, for as long as it fails: an outage
-of Pub/Sub is waited out, with a WARNING each time, never the end of the pipeline.
+made of it is durable, and extends its lease until then (BackgroundPull). When nothing
+is queued the read waits at most IDLE_WAIT_SECONDS and then returns empty, so that the
+watermark, and with it the lake's windows, moves on while the topic is quiet. A failed
+pull is retried, backing off, for as long as it fails: an outage of Pub/Sub is waited
+out, with a WARNING each time, never the end of the pipeline.
 
 DirectRunner only (Dataflow's read is its own): the step is evaluated by
 _LocalReadEvaluator, registered with the runner's evaluators (docs/private-apis.md).

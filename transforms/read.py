@@ -15,9 +15,10 @@ class ReadMessages(beam.PTransform):
 
     With `local_bundle_size` N > 0 (the DirectRunner only), each read is the local read of
     transforms/local_read.py: a background pull, and bundles of up to N messages it has
-    pulled, each acknowledged once what it made is durable. With 0, it is Beam's ReadFromPubSub: on Dataflow the native read, which
-    acknowledges only after a checkpoint; on the DirectRunner the runner's own read, one
-    pull of at most 10 messages a bundle.
+    pulled, each acknowledged once what it made is durable. With 0, it is Beam's
+    ReadFromPubSub: on Dataflow the native read, which acknowledges only after a
+    checkpoint; on the DirectRunner the runner's own read, one pull of at most 10
+    messages a bundle, acknowledged on pull.
     """
 
     def __init__(self, subscription, readers=1, local_bundle_size=0, window_seconds=None):
