@@ -96,7 +96,8 @@ class LocalRunOptions(PipelineOptions):
             type=int,
             default=None,
             help="DirectRunner only: the read pulls the subscription on a thread of its "
-            "own, up to 1,000 messages a pull, acknowledged once queued, and each bundle "
+            "own, up to 1,000 messages a pull, each acknowledged only once what it made is "
+            "durable (its lease extended until then), and each bundle "
             "takes in up to this many of the messages pulled so far (the runner's cost "
             "is per bundle). 0: the DirectRunner's own read instead, one pull of at most "
             "10 messages a bundle. Default: 1000 on the DirectRunner, 0 on other runners; "
@@ -121,7 +122,11 @@ def parse_options(argv):
         "DirectRunner with its local read (--backlog_pull_size above 0, the default), SIGTERM "
         "or Ctrl-C drains: no new messages are taken, what was taken "
         "is written and every window closed, then it exits 0 (a second signal stops it at "
-        "once); on Dataflow, drain the job (gcloud dataflow jobs drain).",
+        "once). There, a message is acknowledged only once its Bigtable cells, lake file "
+        "and dead letter are written: after a crash or a SIGKILL, Pub/Sub delivers what "
+        "was not again, and the lake writes a message once within --dedup_minutes. On "
+        "Dataflow, the runner acknowledges after its own checkpoint; drain the job "
+        "(gcloud dataflow jobs drain).",
     )
     IngestOptions._add_argparse_args(parser)
     LocalRunOptions._add_argparse_args(parser)
