@@ -9,8 +9,11 @@ entry; a retried bundle writes the same cells again.
 
 A record whose cells cannot be made, or one of whose rows Bigtable refuses for good
 (PERMANENT_CODES), is a dead letter of class `internal` at step `write_profiles` (output
-`failed`); the rest of the bundle is written. A transient refusal fails the bundle, which
-is retried.
+`failed`); the rest of the bundle is written. A transient failure (Bigtable unreachable,
+frozen, overloaded) is waited out here, with back-off and a WARNING each time, for as long
+as it lasts: the rows it failed are written again, never dropped. It must not fail the
+bundle: the DirectRunner retries a failed bundle 4 times and then fails the pipeline, and
+an outage of minutes would outlast that.
 """
 
 import functools
@@ -32,7 +35,14 @@ STEP = "write_profiles"
 # gRPC codes a retry does not change: INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS,
 # PERMISSION_DENIED, FAILED_PRECONDITION, OUT_OF_RANGE, UNIMPLEMENTED
 PERMANENT_CODES = frozenset({3, 5, 6, 7, 9, 11, 12})
+# One MutateRows call: the client's own retries of it end after CALL_DEADLINE_SECONDS, each
+# attempt after ATTEMPT_TIMEOUT_SECONDS (a frozen server never answers), so that an outage
+# is seen, and logged, within a minute.
+CALL_DEADLINE_SECONDS = 60
+ATTEMPT_TIMEOUT_SECONDS = 20
+MAX_BACKOFF_SECONDS = 30
 _GLOBAL_WINDOWS = (window.GlobalWindow(),)
+_LOG = logging.getLogger(__name__)
 
 
 class WriteProfiles(beam.PTransform):
@@ -98,29 +108,73 @@ class _WriteFragmentsFn(beam.DoFn):
 
     def write_rows(self):
         """Writes the rows made so far. A row refused for good: each record with cells in
-        it is a dead letter (in self.refused); any other refusal fails the bundle, which
-        is retried."""
+        it is a dead letter (in self.refused); any other failure is tried again until it
+        works (_mutate)."""
         sources, self.sources = self.sources, {}
-        refused, transient = {}, []
+        refused = {}
         for batch in mutation_batches(self.pending.take()):
-            for row, status in zip(batch, self.table.mutate_rows(batch), strict=True):
+            for row, status in zip(batch, self._mutate(batch), strict=True):
                 if status.code == 0:
-                    continue
-                if status.code not in PERMANENT_CODES:
-                    transient.append(status)
                     continue
                 for record in sources.get(row.row_key, ()):
                     refused.setdefault(id(record), (record, row.row_key, status))
-        if transient:
-            raise RuntimeError(
-                f"{len(transient)} Bigtable row mutations failed, first: {transient[0].message}"
-            )
         stamp = time.time()
         for record, key, status in refused.values():
             error = RuntimeError(f"Bigtable refused row {key!r}: {status.code} {status.message}")
             logging.error("record %s not in the profile store: %s", record.message_id, error)
             failure = WindowedValue(_failure(record, error), stamp, _GLOBAL_WINDOWS)
             self.refused.append(beam.pvalue.TaggedOutput(FAILED, failure))
+
+    def _mutate(self, batch):
+        """The status of each row of `batch`, each 0 or a permanent refusal: rows that fail
+        otherwise, or a call that fails as a whole, are sent again, backing off, until
+        Bigtable answers. A call refused for good (a permanent code) still raises."""
+        from google.api_core import exceptions
+        from google.cloud.bigtable.table import DEFAULT_RETRY
+
+        retry = DEFAULT_RETRY.with_deadline(CALL_DEADLINE_SECONDS)
+        statuses = [None] * len(batch)
+        waiting = list(range(len(batch)))  # indexes of the rows not yet written or refused
+        failures = 0
+        while True:
+            try:
+                answers = self.table.mutate_rows(
+                    [batch[i] for i in waiting], retry=retry, timeout=ATTEMPT_TIMEOUT_SECONDS
+                )
+                problem = None
+            except exceptions.GoogleAPICallError as error:
+                code = error.grpc_status_code
+                if code is not None and code.value[0] in PERMANENT_CODES:
+                    raise
+                answers, problem = None, f"{type(error).__name__}: {error}"
+            except Exception as error:  # unreachable, a broken channel: waited out too
+                answers, problem = None, f"{type(error).__name__}: {error}"
+            if answers is not None:
+                left = []
+                for index, status in zip(waiting, answers, strict=True):
+                    if status.code == 0 or status.code in PERMANENT_CODES:
+                        statuses[index] = status
+                    else:
+                        left.append((index, status))
+                if not left:
+                    if failures:
+                        _LOG.warning(
+                            "Bigtable took the profile rows again after %d failures", failures
+                        )
+                    return statuses
+                waiting = [index for index, _ in left]
+                problem = f"{len(left)} row mutations failed, first: {left[0][1].message}"
+            failures += 1
+            backoff = min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** min(failures, 8))
+            _LOG.warning(
+                "writing %d profile rows to Bigtable failed (%s), %d in a row; "
+                "trying again in %.1f s",
+                len(waiting),
+                problem,
+                failures,
+                backoff,
+            )
+            time.sleep(backoff)
 
     def _take_refused(self):
         refused, self.refused = self.refused, []

@@ -191,6 +191,8 @@ def stop_process_group(pid, marker, timeout):
     # start_new_session made the emulator a group leader, so its group id is its pid.
     # The group matters: cloud-pubsub-emulator is a shell script that execs java.
     _signal_group(pid, signal.SIGTERM)
+    # A stopped emulator (SIGSTOP, Ctrl-Z) acts on SIGTERM only once continued.
+    _signal_group(pid, signal.SIGCONT)
     deadline = time.monotonic() + timeout
     while process_is_running(pid, marker):
         if time.monotonic() > deadline:

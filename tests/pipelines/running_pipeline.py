@@ -19,8 +19,17 @@ WINDOW_SECONDS = 2
 
 
 def start_pipeline(
-    resources, lake_path, emulators, catalog=EXAMPLES / "catalog.yaml", window_seconds=None
+    resources,
+    lake_path,
+    emulators,
+    catalog=EXAMPLES / "catalog.yaml",
+    window_seconds=None,
+    env=None,
+    log_path=None,
 ):
+    """The pipeline's process. `env`: its environment (default: ours, PYTHONPATH and the
+    emulator variables with it); `log_path`: where its output goes, appended (default:
+    pipeline.log beside the lake), so that a restart's log follows the first run's."""
     command = [
         sys.executable,
         "-m",
@@ -34,10 +43,15 @@ def start_pipeline(
         f"--bigtable_table={resources.table}",
         f"--window_seconds={window_seconds or WINDOW_SECONDS}",
     ]
-    log = open(lake_path.parent / "pipeline.log", "w")
-    return subprocess.Popen(
-        command, cwd=REPO, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT
-    )
+    log_path = log_path or lake_path.parent / "pipeline.log"
+    with open(log_path, "a") as log:  # the child holds its own copy of the descriptor
+        return subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=dict(os.environ) if env is None else env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def stop(pipeline):
