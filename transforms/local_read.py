@@ -127,6 +127,7 @@ class BackgroundPull:
         self._held_lock = threading.Lock()
         self._watermark = None  # () -> seconds: the least output watermark of all steps
         self._lease_seconds = MIN_LEASE_SECONDS
+        self._unanswered = 0  # pulls in a row that had no answer within their deadline
         self._thread = threading.Thread(target=self._run, name=f"pull {subscription}", daemon=True)
         self._ack_thread = threading.Thread(
             target=self._settle_held, name=f"ack {subscription}", daemon=True
@@ -249,7 +250,19 @@ class BackgroundPull:
                 retry=None,
             )
         except exceptions.DeadlineExceeded:
-            return []  # an idle pull
+            # An idle pull is answered, empty, before its deadline; no answer at all, twice
+            # in a row, is a Pub/Sub that is down or frozen: said, and waited out.
+            self._unanswered += 1
+            if self._unanswered >= 2:
+                _LOG.warning(
+                    "pulling %s: no answer from Pub/Sub for %d s; still trying",
+                    self.subscription,
+                    self._unanswered * PULL_TIMEOUT_SECONDS,
+                )
+            return []
+        if self._unanswered >= 2:
+            _LOG.warning("pulling %s: Pub/Sub answers again", self.subscription)
+        self._unanswered = 0
         # The raw protobuf: proto-plus wrappers are slow to read, message by message.
         return type(response).pb(response).received_messages
 

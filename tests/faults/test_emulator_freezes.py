@@ -10,10 +10,12 @@ import concurrent.futures
 import pytest
 
 from tests.faults.scenarios import freeze_case
+from transforms.local_read import PULL_TIMEOUT_SECONDS
 from transforms.profile_store import CALL_DEADLINE_SECONDS
 
 pytestmark = pytest.mark.integration
 WAITING = "profile rows to Bigtable failed"  # transforms/profile_store.py's WARNING
+UNANSWERED = "no answer from Pub/Sub"  # transforms/local_read.py's WARNING
 
 
 def run_at_once(tmp_path, seconds):
@@ -36,6 +38,8 @@ def test_a_frozen_emulator_is_waited_out_and_nothing_is_lost(tmp_path, seconds):
             if case.startswith("bigtable") and seconds > CALL_DEADLINE_SECONDS:
                 # An outage longer than a write's deadline is said, at WARNING (#17).
                 assert WAITING in log, f"{case}: no WARNING '{WAITING}':\n{log[-4000:]}"
+            if case.startswith("pubsub") and seconds > 3 * PULL_TIMEOUT_SECONDS:
+                assert UNANSWERED in log, f"{case}: no WARNING '{UNANSWERED}':\n{log[-4000:]}"
         except AssertionError as error:
             problems.append(str(error))
     assert not problems, "\n\n".join(problems)
