@@ -4,6 +4,7 @@ parser, catalog, topic and profile table (docs/service.md). FastAPI on uvicorn."
 import asyncio
 import dataclasses
 import logging
+import pathlib
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -22,6 +23,14 @@ logger = logging.getLogger("ingest.serve")
 PREFLIGHT_MAX_AGE_SECONDS = 600
 ALLOWED_HEADERS = "Content-Type, Authorization, x-api-key"
 MESSAGE_BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
+BROWSER_CLIENT = pathlib.Path(__file__).parent / "static" / "ingest.js"
+BROWSER_CLIENT_URL = "/static/ingest.js"  # stable: pages load it from here
+BROWSER_CLIENT_HEADERS = {
+    "Cache-Control": "public, max-age=3600",
+    # any origin may load it, with or without crossorigin= (and subresource integrity)
+    "Access-Control-Allow-Origin": "*",
+    "X-Content-Type-Options": "nosniff",
+}
 DESCRIPTION = (
     "Adobe-compatible streaming inlet (`POST /collection/{connectionId}`) and entities API "
     "(`GET /access/entities`) in front of the streaming pipeline. Reference: docs/service.md."
@@ -56,6 +65,16 @@ def create_app(config):
     @app.get("/health", summary="liveness: the service is up")
     async def health():
         return {"status": "ok"}
+
+    browser_client = BROWSER_CLIENT.read_bytes()
+
+    @app.get(BROWSER_CLIENT_URL, summary="the browser client (docs/service.md)")
+    async def browser_client_script():
+        return Response(
+            browser_client,
+            media_type="text/javascript; charset=utf-8",
+            headers=BROWSER_CLIENT_HEADERS,
+        )
 
     @app.post(
         "/collection/{connection_id}",

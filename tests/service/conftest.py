@@ -36,7 +36,7 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
 
-def start_server(tmp_path, topic, table, environment=None, *options):
+def start_server(tmp_path, topic, table, environment=None, *options, catalog=EXAMPLE_CATALOG):
     """`ingest serve` on a free port; returns once /health answers (or fails loudly)."""
     port = free_port()
     log_path = tmp_path / f"serve-{port}.log"
@@ -51,7 +51,7 @@ def start_server(tmp_path, topic, table, environment=None, *options):
         "--topic",
         topic,
         "--catalog",
-        EXAMPLE_CATALOG,
+        catalog,
         "--instance",
         INSTANCE,
         "--table",
