@@ -91,23 +91,6 @@ def add_work_if_necessary(monitor, timers_fired):
             executor.node_to_pending_bundles[applied_ptransform] = []
 
 
-_beams_should_shutdown = _MonitorTask._should_shutdown
-
-
-def should_shutdown(monitor):
-    """The monitor's `_should_shutdown`, safe with more than one thread. Beam's takes the
-    timers that have fired out of the watermark manager, and drops them, and calls
-    "nothing executing and not done" a stall: both hold with one thread, where it runs
-    right after the timers were fired and nothing else runs. Beside running bundles, a
-    watermark can move in between (a window's timer was lost) and a bundle be seen gone
-    before its result is. So the pipeline is shut down only once it is done."""
-    if monitor._is_executing() or not monitor._executor.all_updates._queue.empty():
-        return False
-    if not monitor._executor.evaluation_context.is_done():
-        return False
-    return _beams_should_shutdown(monitor)
-
-
 # Where Beam's DirectRunner and DoFn runner look them up: (owner, name, ours).
 REPLACEMENTS = (
     (userstate, "get_dofn_specs", get_dofn_specs),  # is_stateful_dofn, common.py, core.py
@@ -115,12 +98,15 @@ REPLACEMENTS = (
     (_ExecutorServiceParallelExecutor, "schedule_consumers", schedule_consumers),
     # Threads: the monitor, the one-at-a-time steps, the writers beside them.
     (_ExecutorServiceParallelExecutor, "NUM_WORKERS", 3),
-    (_MonitorTask, "_add_work_if_necessary", add_work_if_necessary),
-    (_MonitorTask, "_should_shutdown", should_shutdown),
+    (
+        _ExecutorServiceParallelExecutor._MonitorTask,
+        "_add_work_if_necessary",
+        add_work_if_necessary,
+    ),
 )
 
 
 def speed_up_direct_runner():
-    """Installs them all, for the rest of the process."""
+    """Installs both, for the rest of the process."""
     for owner, name, ours in REPLACEMENTS:
         setattr(owner, name, ours)
