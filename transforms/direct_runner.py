@@ -14,16 +14,6 @@ every method of the DoFn, dozens of them, several times a bundle. Measured under
 the local stack, it was half of the runner's thread. The answer depends only on the
 methods' parameter defaults, which belong to the class, so it is kept per class; a DoFn
 holding bound methods of its own (in its instance dict) is asked every time, as before.
-
-Writes beside the read. The runner starts a bundle of the read only once every other step
-is idle, and it has one thread: a lake window's write (a Parquet file of up to a window's
-rows, a few hundred ms) held every record behind it. Steps whose DoFn says
-RUNS_BESIDE_THE_READ (the lake's file writers) now run on a thread of their own, and do
-not count as busy when the runner decides whether to read (three threads in all: the
-runner's monitor, the other steps, and the writers). Their output watermark moves only
-once their bundle is done, as before, so what the read acknowledges
-(transforms/local_read.py) is still only what is written.
-
 Nothing here is used on Dataflow, whose workers build a DoFn's signature once.
 """
 
@@ -57,7 +47,6 @@ def get_dofn_specs(dofn):
     return set(state_specs), set(timer_specs)
 
 
-_MonitorTask = _ExecutorServiceParallelExecutor._MonitorTask
 _beams_schedule_consumers = _ExecutorServiceParallelExecutor.schedule_consumers
 
 
@@ -67,42 +56,11 @@ def schedule_consumers(executor, committed_bundle):
         _beams_schedule_consumers(executor, committed_bundle)
 
 
-def runs_beside_the_read(transform_executor):
-    transform = transform_executor._applied_ptransform.transform
-    return getattr(getattr(transform, "fn", None), "RUNS_BESIDE_THE_READ", False)
-
-
-def add_work_if_necessary(monitor, timers_fired):
-    """The monitor's `_add_work_if_necessary`: more of the read once every step is idle or
-    blocked, the writers that run beside the read left out of "every step"."""
-    if timers_fired:
-        return
-    for transform_executor in monitor._executor.transform_executor_services.executors:
-        if not transform_executor.blocked and not runs_beside_the_read(transform_executor):
-            return
-    executor = monitor._executor
-    for applied_ptransform in executor.all_nodes:
-        if not executor.evaluation_context.is_done(applied_ptransform):
-            pending_bundles = executor.node_to_pending_bundles.get(applied_ptransform, [])
-            for bundle in pending_bundles:
-                executor.schedule_consumption(
-                    applied_ptransform, bundle, [], executor.default_completion_callback
-                )
-            executor.node_to_pending_bundles[applied_ptransform] = []
-
-
 # Where Beam's DirectRunner and DoFn runner look them up: (owner, name, ours).
 REPLACEMENTS = (
     (userstate, "get_dofn_specs", get_dofn_specs),  # is_stateful_dofn, common.py, core.py
     (transform_evaluator, "get_dofn_specs", get_dofn_specs),  # imported there by name
     (_ExecutorServiceParallelExecutor, "schedule_consumers", schedule_consumers),
-    # Threads: the monitor, the one-at-a-time steps, the writers beside them.
-    (_ExecutorServiceParallelExecutor, "NUM_WORKERS", 3),
-    (
-        _ExecutorServiceParallelExecutor._MonitorTask,
-        "_add_work_if_necessary",
-        add_work_if_necessary,
-    ),
 )
 
 

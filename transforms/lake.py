@@ -9,7 +9,6 @@ files: domain/lake_files.py.
 
 import datetime
 import logging
-import threading
 import time
 import uuid
 
@@ -225,21 +224,10 @@ def _first_copies(table, seen, dataset):
 
 
 class _SeenByShard(dict):
-    """(dataset, shard) -> (a lock, SeenKeys): the keys a writer holds one shard's copies
-    back with, one window at a time (a dict subclass: Beam's Shared holds a weak
-    reference)."""
-
-    def of(self, dataset, shard, horizon_seconds):
-        with _SEEN_LOCK:
-            return self.setdefault((dataset, shard), (threading.Lock(), SeenKeys(horizon_seconds)))
-
-
-_SEEN_LOCK = threading.Lock()
+    """(dataset, shard) -> SeenKeys (a dict subclass: Beam's Shared holds a weak reference)."""
 
 
 class _WriteParquetFn(beam.DoFn):
-    RUNS_BESIDE_THE_READ = True  # on a thread of its own locally (transforms/direct_runner.py)
-
     def __init__(self, lake_path, schemas, dedup_seconds):
         self.lake_path = lake_path
         self.schemas = schemas
@@ -266,26 +254,28 @@ class _WriteParquetFn(beam.DoFn):
             self.run_id,
         )
         table = table_in_schema(tables, self.schemas[dataset])
-        lock, seen = self.seen.of(dataset, shard, self.dedup_seconds)
-        with lock:  # two windows of a shard written at once would each miss the other's keys
-            self._refresh(seen, dataset, shard, start)
-            keys = None
-            if KEY_COLUMN in table.column_names:  # every schema of the pipeline's has it
-                table, keys = _first_copies(table, seen, dataset)
-            if not table.num_rows:
-                return
-            write_atomically(path, table)
-            if keys is not None:
-                seen.add(path, start.timestamp(), keys)
+        seen = self._seen_keys(dataset, shard, start)
+        keys = None
+        if KEY_COLUMN in table.column_names:  # every schema of the pipeline's has it
+            table, keys = _first_copies(table, seen, dataset)
+        if not table.num_rows:
+            return
+        write_atomically(path, table)
+        if keys is not None:
+            seen.add(path, start.timestamp(), keys)
         Metrics.counter("lake_rows", dataset).inc(table.num_rows)
         yield path
 
-    def _refresh(self, seen, dataset, shard, start):
-        """Brings `seen` to the horizon's files of this dataset and shard: the files of
-        other runs and workers read from the lake (once each), this process's own kept."""
+    def _seen_keys(self, dataset, shard, start):
+        """The keys of the horizon's files of this dataset and shard, the files of other
+        runs and workers read from the lake (once each), this process's own kept."""
+        seen = self.seen.get((dataset, shard))
+        if seen is None:
+            seen = self.seen[(dataset, shard)] = SeenKeys(self.dedup_seconds)
         seen.expire(start.timestamp())
         since = start - datetime.timedelta(seconds=self.dedup_seconds)
         for path, file_start in shard_files(self.lake_path, dataset, shard, since, start):
             if not seen.known(path):
                 keys = read_column(path, KEY_COLUMN)
                 seen.add(path, file_start, [] if keys is None else keys.fill_null(0).to_numpy())
+        return seen
