@@ -237,9 +237,10 @@ def publish_messages(args):
     if outcome.unknown:
         print(
             f"error: {count(outcome.unknown, 'message')} unknown: the publish gave no answer, "
-            "so each may or may not be on the topic. Publishing them again may deliver some "
-            "twice: the lake writes a record once per _id within its window, the profile "
-            f"once per record. The first: {outcome.first_unknown}",
+            "so each may or may not be on the topic. Publishing them again is safe: the lake "
+            "writes a message (its dataset and bytes) once within the pipeline's "
+            "--dedup_minutes (10), and a record's profile cells are the same however often "
+            f"it comes. The first: {outcome.first_unknown}",
             file=sys.stderr,
         )
     if outcome.interrupted:
