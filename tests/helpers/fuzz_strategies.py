@@ -92,3 +92,92 @@ def payloads(draw):
         return json.dumps({"header": header, "body": body}).encode()
     payload = draw(mutated_examples())
     return raw_text_edits(payload, draw) if kind == "spliced" else payload
+
+
+@st.composite
+def deep_json(draw):
+    """Arrays or objects nested around the parser's limit and far past it, balanced or
+    not closed."""
+    depth = draw(st.sampled_from([63, 64, 65, 1000]) | st.integers(1, 5000))
+    opener, closer = draw(st.sampled_from([(b"[", b"]"), (b'{"a":', b"}"), (b'{"body":[', b"]}")]))
+    closed = depth - draw(st.sampled_from([0, 0, 0, 1]))
+    return opener * depth + draw(st.sampled_from([b"1", b"{}", b'"x"', b""])) + closer * closed
+
+
+@st.composite
+def huge_json(draw):
+    """A payload about Adobe's 1 MB limit (the parser's) or past it, well within Pub/Sub's
+    10 MB: a long array, a long string, or an example record with a long field."""
+    size = draw(st.sampled_from([999_000, 1_000_001, 1_500_000, 3_000_000]))
+    kind = draw(st.sampled_from(["array", "string", "record"]))
+    if kind == "array":
+        return b"[" + b"1," * (size // 2) + b"1]"
+    if kind == "string":
+        return json.dumps({"header": {"datasetId": "web-events"}, "body": "x" * size}).encode()
+    document = copy.deepcopy(draw(st.sampled_from(EXAMPLE_DOCUMENTS)))
+    document["padding"] = "é" * (size // 2)
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+@st.composite
+def hostile_payloads(draw):
+    """payloads() (bytes, JSON, envelopes, mutated and spliced examples) and, more rarely,
+    deep and huge JSON."""
+    kind = draw(st.sampled_from(["payloads"] * 14 + ["deep"] * 3 + ["huge"]))
+    return draw({"payloads": payloads(), "deep": deep_json(), "huge": huge_json()}[kind])
+
+
+PUBSUB_MAX_ATTRIBUTES = 100  # Pub/Sub's limits on a message's attributes
+PUBSUB_MAX_KEY_BYTES = 256
+PUBSUB_MAX_VALUE_BYTES = 1024
+
+
+def _clip_utf8(text, limit):
+    return text.encode("utf-8")[:limit].decode("utf-8", "ignore")
+
+
+def within_pubsub_limits(attributes):
+    """The attributes Pub/Sub accepts of these: at most 100, the `dataset` and `operation`
+    first, keys of 1 to 256 bytes not starting with `goog`, values of at most 1024 bytes
+    (clipped at a character's boundary)."""
+    clipped = {}
+    for key in sorted(attributes, key=lambda k: (k not in ("dataset", "operation"), k)):
+        short = _clip_utf8(key, PUBSUB_MAX_KEY_BYTES)
+        if short and not short.lower().startswith("goog") and short not in clipped:
+            clipped[short] = _clip_utf8(attributes[key], PUBSUB_MAX_VALUE_BYTES)
+        if len(clipped) == PUBSUB_MAX_ATTRIBUTES:
+            break
+    return clipped
+
+
+@st.composite
+def many_attributes(draw):
+    """Up to Pub/Sub's 100 attributes, with odd keys and values up to its 1024 bytes (that
+    `attributes` draws seldom)."""
+    count = draw(st.sampled_from([PUBSUB_MAX_ATTRIBUTES - 1, PUBSUB_MAX_ATTRIBUTES]))
+    prefix = draw(st.text(min_size=1, max_size=4))
+    letter = draw(st.sampled_from(["v", "é", "€", "😀", "\x00", "\\ud800"]))
+    length = draw(st.sampled_from([0, 1, 300, PUBSUB_MAX_VALUE_BYTES]))
+    value = _clip_utf8(letter * length, PUBSUB_MAX_VALUE_BYTES)
+    key_length = draw(st.sampled_from([1, PUBSUB_MAX_KEY_BYTES]))
+    own = {
+        _clip_utf8(f"{n:03d}{prefix * key_length}", PUBSUB_MAX_KEY_BYTES): value
+        for n in range(count)
+    }
+    return within_pubsub_limits({**own, **draw(attributes)})
+
+
+pubsub_attributes = attributes.map(within_pubsub_limits) | many_attributes()
+
+
+@st.composite
+def valid_example_messages(draw):
+    """(payload, attributes) of a valid examples/ record with a fresh `_id`: an envelope of
+    records.jsonl (lines 1-18), or a bare record of records-bare.jsonl with its `dataset`
+    attribute; perhaps with a few harmless attributes more."""
+    document = copy.deepcopy(draw(st.sampled_from(EXAMPLE_DOCUMENTS)))
+    entity = document["body"]["xdmEntity"] if "header" in document else document
+    entity["_id"] = f"fuzz-{draw(st.uuids()).hex}"
+    extra = draw(st.dictionaries(st.sampled_from(["source", "trace", "n"]), st.text(max_size=20)))
+    dataset = {} if "header" in document else {"dataset": "web-events"}
+    return json.dumps(document).encode(), {**extra, **dataset}
