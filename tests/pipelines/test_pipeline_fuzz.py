@@ -3,7 +3,8 @@ hypothesis, hostile payloads and attributes (tests/helpers/fuzz_strategies.py) m
 valid examples/ records, published to a pipeline started as users start it; then a
 SIGTERM. It never crashes (the drain exits 0), and every message is in the lake or in the
 dead letter: a lake row, an `_errors` row, or both where a valid record's write failed
-after the lake took it; and each `_errors` row's message is on the dead-letter topic.
+after the lake took it; each `_errors` row's message is on the dead-letter topic; and
+none comes back on the subscription after its ack deadline (each was acknowledged).
 
 A message Pub/Sub refuses at publish never reached the pipeline: it is not counted, and
 the test says how many there were. Every drawn payload is distinct (a repeat is not
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from domain.dead_letters import ERRORS_DATASET
+from domain.pubsub_clients import subscriber_client
 from helpers.examples import REPO
 from helpers.fuzz_strategies import hostile_payloads, pubsub_attributes, valid_example_messages
 from pubsub_helpers import pull_messages
@@ -32,6 +34,7 @@ from tests.pipelines.running_pipeline import start_pipeline
 MESSAGES = 600  # hypothesis examples, one message each (about 40% are repeats)
 WINDOW_SECONDS = 2
 LANDING_SECONDS = 60  # for all published to be written, before the SIGTERM
+REDELIVERY_SECONDS = 65  # the subscription's ack deadline (60 s) and a margin
 REFUSAL_STEP = "dead_letter"  # the second `_errors` row of a dead letter the topic refused
 
 messages = st.one_of(st.tuples(hostile_payloads(), pubsub_attributes), valid_example_messages())
@@ -109,6 +112,7 @@ def test_hostile_messages_never_crash_it_and_each_lands_in_the_lake_or_the_dead_
             time.sleep(1)
         pipeline.send_signal(signal.SIGTERM)
         exit_code = pipeline.wait(timeout=60)
+        exited_at = time.monotonic()
     finally:
         if pipeline.poll() is None:
             pipeline.kill()
@@ -175,4 +179,16 @@ def test_hostile_messages_never_crash_it_and_each_lands_in_the_lake_or_the_dead_
         f"on the dead-letter topic with no `_errors` row ({step}, {error_class}): {payload[:300]!r}"
         for (payload, step, error_class), n in (on_topic - expected).items()
     ]
+    # Each was acknowledged: none comes back once the ack deadline is past.
+    with subscriber_client() as subscriber:
+        while time.monotonic() < exited_at + REDELIVERY_SECONDS:
+            response = subscriber.pull(
+                request={"subscription": pubsub_resources.subscription_path, "max_messages": 100},
+                timeout=5,
+            )
+            problems += [
+                f"not acknowledged, redelivered: {shown(published[r.message.message_id])}"
+                for r in response.received_messages
+                if r.message.message_id in published
+            ]
     assert not problems, "\n".join(problems[:30]) + f"\n({len(problems)} problems)\n" + log[-3000:]
