@@ -1,14 +1,15 @@
 """The HTTP service: Adobe's streaming inlet and entities API over the pipeline's own
 parser, catalog, topic and profile table (docs/service.md). FastAPI on uvicorn."""
 
-import asyncio
 import dataclasses
+import json
 import logging
 import pathlib
 
+import orjson
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from domain.connections import CONNECTION_ATTRIBUTE
@@ -89,7 +90,9 @@ def create_app(config):
         inlet.check_message(connection, inlet.decode(payload))
         if syncValidation:
             state.validate(connection, payload)
-        message_id = await state.publish(payload, connection)
+        [message_id] = await state.publish([payload], connection)
+        if isinstance(message_id, Problem):
+            raise message_id
         return _json(inlet.accepted(connection, message_id, received_ms), 200, request)
 
     @app.post(
@@ -103,24 +106,25 @@ def create_app(config):
         connection = state.connection(connection_id, request)
         payload = await inlet.read_body(request, config.body_timeout)
         messages = inlet.batch_messages(inlet.decode(payload))
-        answers, publishes = [None] * len(messages), {}
+        answers, datas = [None] * len(messages), {}
         for index, message in enumerate(messages):
             try:
                 inlet.check_message(connection, message)
                 data = inlet.encode(message)
                 if syncValidation:
                     state.validate(connection, data)
-                publishes[index] = state.publish(data, connection)
+                datas[index] = data
             except Problem as problem:
                 answers[index] = {"statusCode": problem.status, **problem.body()["report"]}
-        results = await asyncio.gather(*publishes.values(), return_exceptions=True)
-        for index, result in zip(publishes, results, strict=True):
+        # One call for the whole batch: its messages go out in as few RPCs as fit.
+        results = await state.publish(list(datas.values()), connection) if datas else []
+        for index, result in zip(datas, results, strict=True):
             if isinstance(result, Problem):
                 answers[index] = {"statusCode": result.status, **result.body()["report"]}
             else:
                 answers[index] = {"xactionId": result}
         unavailable = [a for a in answers if a.get("statusCode") == 503]
-        if publishes and len(unavailable) == len(publishes) == len(messages):
+        if datas and len(unavailable) == len(datas) == len(messages):
             raise results[0]
         body = {
             "inletId": connection.id,
@@ -195,7 +199,7 @@ class _State:
         try:
             yield
         finally:  # uvicorn has let the requests in flight finish: send what is batched
-            await run_in_threadpool(self.publisher.close)
+            await self.publisher.close()
 
     def connection(self, connection_id, request):
         """The connection of the path, its credential checked."""
@@ -229,14 +233,15 @@ class _State:
         if not isinstance(outcome, Record):
             raise inlet.validation_problem(connection, outcome)
 
-    async def publish(self, data, connection):
-        """Publishes with the connection's id, by which the pipeline trusts its identities
-        only as far as that connection (domain/identity_proof.py)."""
-        try:
-            return await self.publisher.publish(data, {CONNECTION_ATTRIBUTE: connection.id})
-        except PublishUnavailable as error:
-            logger.warning("publish failed: %s", error)
-            raise inlet.unavailable(error) from None
+    async def publish(self, datas, connection):
+        """Each message's id, or the 503 Problem of one Pub/Sub did not take. Published
+        with the connection's id, by which the pipeline trusts its identities only as far
+        as that connection (domain/identity_proof.py)."""
+        results = await self.publisher.publish(datas, {CONNECTION_ATTRIBUTE: connection.id})
+        failed = [r for r in results if isinstance(r, PublishUnavailable)]
+        if failed:
+            logger.warning("%d of %d publishes failed: %s", len(failed), len(results), failed[0])
+        return [inlet.unavailable(r) if isinstance(r, PublishUnavailable) else r for r in results]
 
 
 def _keys(request):
@@ -257,4 +262,8 @@ def _json(body, status, request, headers=None):
     connection = request.app.state.connections.get(connection_id) if connection_id else None
     if connection is not None and connection.allows_origin(origin):
         headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
-    return JSONResponse(body, status_code=status, headers=headers)
+    try:  # orjson: a 207's body of 100 answers renders in a tenth of json's time
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key not a string
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content, status, headers, media_type="application/json")
