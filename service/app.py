@@ -5,6 +5,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+import signal
 
 import orjson
 import uvicorn
@@ -174,14 +175,34 @@ def create_app(config):
 
 def serve(config, host, port, log_level="info", shutdown_timeout=30.0):
     """Runs the service until SIGTERM or Ctrl-C; then the requests in flight finish
-    (within `shutdown_timeout` seconds) and what is batched for Pub/Sub is sent."""
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=shutdown_timeout,
+    (within `shutdown_timeout` seconds) and what is batched for Pub/Sub is sent. Returns
+    0 after a shutdown on SIGTERM, 3 when it could not start (uvicorn's status)."""
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=shutdown_timeout,
+        )
     )
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+STARTUP_FAILURE = 3  # what uvicorn.run exits with when the server did not start
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM is a request to stop, not a failure: uvicorn would
+    re-raise it once shut down, and the process would die of it (143 from a shell), where
+    Cloud Run and process managers expect 0 after a clean stop. Ctrl-C stays uvicorn's."""
+
+    def handle_exit(self, sig, frame):
+        if sig == signal.SIGTERM:
+            self.should_exit = True  # as uvicorn's own handler does, without recording it
+            return
+        super().handle_exit(sig, frame)
 
 
 class _State:
