@@ -227,6 +227,16 @@ class _State:
         connection = self.connections.get(connection_id)
         if connection is None:
             raise Problem(404, "unknown_connection", f"no connection {connection_id!r}")
+        origin = request.headers.get("origin")
+        # A browser names the page's origin on every cross-origin POST; CORS alone would
+        # only hide the answer from another site's page, not stop what it sends. No
+        # Origin (an app, curl) passes: this bounds web pages, it is no credential.
+        if connection.public and origin is not None and not connection.allows_origin(origin):
+            raise Problem(
+                403,
+                "origin_not_allowed",
+                f"origin {origin!r} may not send to connection {connection_id!r}",
+            )
         if not connection.public and not any(
             [connection.accepts_key(key) for key in _keys(request)]
         ):
