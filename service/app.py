@@ -18,6 +18,7 @@ from domain.parsing import RecordParser
 from domain.records import Record
 from ingest.clients import open_table
 from service import inlet, profiles
+from service.http import BoundedHttpToolsProtocol
 from service.inlet import Problem
 from service.publisher import InletPublisher, PublishUnavailable
 
@@ -184,6 +185,8 @@ def serve(config, host, port, log_level="info", shutdown_timeout=30.0):
             port=port,
             log_level=log_level,
             timeout_graceful_shutdown=shutdown_timeout,
+            # httptools, bounded: a head over 64 KiB is 431, one slower than a body may be 408
+            http=BoundedHttpToolsProtocol.with_head_timeout(config.body_timeout),
         )
     )
     server.run()

@@ -48,6 +48,7 @@ TITLES = {
     408: "Request Timeout",
     413: "Payload Too Large",
     415: "Unsupported Media Type",
+    431: "Request Header Fields Too Large",
     503: "Service Unavailable",
 }
 
