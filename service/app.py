@@ -89,9 +89,13 @@ def create_app(config):
         received_ms = inlet.now_ms()
         connection = state.connection(connection_id, request)
         payload = await inlet.read_body(request, config.body_timeout)
-        inlet.check_message(connection, inlet.decode(payload))
-        if syncValidation:
-            state.validate(connection, payload)
+        document = inlet.decode(payload)
+        try:
+            inlet.check_message(connection, document)
+            if syncValidation:
+                state.validate(connection, payload)
+        except Problem as problem:
+            raise inlet.about_message(connection, document, problem) from None
         [message_id] = await state.publish([payload], connection)
         if isinstance(message_id, Problem):
             raise message_id
@@ -117,12 +121,14 @@ def create_app(config):
                     state.validate(connection, data)
                 datas[index] = data
             except Problem as problem:
-                answers[index] = {"statusCode": problem.status, **problem.body()["report"]}
+                answers[index] = inlet.batch_answer(
+                    inlet.about_message(connection, message, problem)
+                )
         # One call for the whole batch: its messages go out in as few RPCs as fit.
         results = await state.publish(list(datas.values()), connection) if datas else []
         for index, result in zip(datas, results, strict=True):
             if isinstance(result, Problem):
-                answers[index] = {"statusCode": result.status, **result.body()["report"]}
+                answers[index] = inlet.batch_answer(result)
             else:
                 answers[index] = {"xactionId": result}
         unavailable = [a for a in answers if a.get("statusCode") == 503]

@@ -27,6 +27,7 @@ class Problem(Exception):
         self.message = message
         self.headers = headers or {}
         self.cause = cause  # report.cause, where there is one
+        self.title = TITLES.get(status, "Error")
 
     def body(self):
         report = {"message": self.message}
@@ -35,7 +36,7 @@ class Problem(Exception):
         return {
             "type": ERROR_TYPE + self.error_class,
             "status": self.status,
-            "title": TITLES.get(self.status, "Error"),
+            "title": self.title,
             "report": report,
         }
 
@@ -150,6 +151,28 @@ def check_message(connection, document):
     return dataset
 
 
+MESSAGE_TITLE = "Invalid XDM Message Format"  # Adobe's title for a message it refuses
+
+
+def about_message(connection, document, problem):
+    """`problem`, its message prefixed as Adobe's are ("inletId: [ID] imsOrgId: [ORG]"),
+    titled as Adobe titles a refused message where it is a 400."""
+    header = document.get("header") if isinstance(document, dict) else None
+    org = header.get("imsOrgId") if isinstance(header, dict) else None
+    prefix = f"inletId: [{connection.id}]" + (f" imsOrgId: [{org}]" if isinstance(org, str) else "")
+    if not problem.message.startswith("inletId: "):
+        problem.message = f"{prefix} {problem.message}"
+    if problem.status == 400:
+        problem.title = MESSAGE_TITLE
+    return problem
+
+
+def batch_answer(problem):
+    """A refused message's entry in a 207, as Adobe's: statusCode and message (and the
+    validation's cause, which Adobe gives only for a single message)."""
+    return {"statusCode": problem.status, **problem.body()["report"]}
+
+
 def validation_problem(connection, failed: FailedMessage):
     """Adobe's answer to a message that fails synchronous validation."""
     if failed.violations:
@@ -159,7 +182,7 @@ def validation_problem(connection, failed: FailedMessage):
     return Problem(
         400,
         failed.error_class,
-        f"inletId: [{connection.id}] the message is invalid: {failed.error_message}",
+        f"the message is invalid: {failed.error_message}",
         cause={
             "_streamingValidation": [
                 {"pointerToViolation": "#" + pointer, "keyword": keyword, "message": message}
