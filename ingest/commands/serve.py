@@ -82,7 +82,8 @@ def add_parser(commands):
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="how long a request's body may take to arrive before it is answered 408",
+        help="how long a request's headers, then its body, may take to arrive before it is "
+        "answered 408",
     )
     serve.add_argument(
         "--shutdown-timeout",
