@@ -5,13 +5,18 @@ Pub/Sub client library in the same run (issue #15, item 7).
 The service (`ingest serve`) is pinned to CPU 0, alone; wrk and the emulator share CPU 1
 (`taskset`), so "one core" is the service's. wrk is closed-loop: each of its connections
 sends its next request when the last is answered, so a run measures the throughput at that
-concurrency with its latency. An answer is 200 (207 for a batch) only once Pub/Sub
+concurrency with its latency, the service's core as busy as that loop makes it. The paced
+runs send at a fixed rate with hey (Debian's `hey`, -q), the targets' rates by default, so
+their p99 is the p99 at that rate. An answer is 200 (207 for a batch) only once Pub/Sub
 confirmed every message, so every 2xx counted is on the topic. The topic has no
 subscription (the emulator keeps nothing; Pub/Sub does the same). Target: 1,000 requests/s
 single and 10,000 messages/s batched at p99 <= 50 ms on one core.
 """
 
 import argparse
+import collections
+import csv
+import io
 import json
 import os
 import pathlib
@@ -28,6 +33,7 @@ from benchmarks.harness import (
     ROOT,
     argument_parser,
     describe_machine,
+    nearest_rank,
     print_rows,
     process_cpu_seconds,
     progress,
@@ -123,6 +129,32 @@ def run_wrk(work, url, body, connections, seconds, service_pid):
     return figures
 
 
+def run_hey(work, url, body, rate, workers, seconds, service_pid):
+    """`rate` requests a second for `seconds`, from `workers` keep-alive connections at
+    rate / workers each (hey -q); latencies from hey's CSV, one row per answer."""
+    (work / "paced.json").write_bytes(body)
+    command = ["taskset", "-c", LOAD_CPU, "hey", "-z", f"{seconds}s", "-c", str(workers)]
+    command += ["-q", f"{rate / workers:g}", "-m", "POST", "-T", "application/json"]
+    command += ["-H", f"x-api-key: {KEY}", "-D", str(work / "paced.json"), "-o", "csv", url]
+    cpu_before = process_cpu_seconds(service_pid)
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    cpu = process_cpu_seconds(service_pid) - cpu_before
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    latencies = sorted(float(row["response-time"]) for row in rows)
+    statuses = collections.Counter(row["status-code"] for row in rows)
+    return {
+        "rate_asked": rate,
+        "requests": len(rows),
+        "requests_per_second": len(rows) / seconds,
+        "not_ok": sum(n for status, n in statuses.items() if status not in ("200", "207")),
+        "p50_us": round(nearest_rank(latencies, 0.5) * 1e6),
+        "p90_us": round(nearest_rank(latencies, 0.9) * 1e6),
+        "p99_us": round(nearest_rank(latencies, 0.99) * 1e6),
+        "max_us": round(latencies[-1] * 1e6),
+        "service_cpu_seconds": round(cpu, 2),
+    }
+
+
 def direct_publish(topic_path, count):
     """Runs in its own process on the service's CPU: `count` messages through one
     PublisherClient (its default batching), all awaited."""
@@ -188,6 +220,31 @@ def measure(options):
                 service.pid,
             )
             batched["messages_per_second"] = batched["requests_per_second"] * options.batch
+            paced = {}
+            if options.rate and shutil.which("hey"):
+                progress(f"paced: {options.rate} single messages/s, hey")
+                paced["single"] = run_hey(
+                    work,
+                    url + "/collection/crm-sync",
+                    MESSAGE,
+                    options.rate,
+                    options.connections,
+                    options.seconds,
+                    service.pid,
+                )
+                progress(f"paced: {options.batch_rate} batches of {options.batch}/s, hey")
+                paced["batched"] = run_hey(
+                    work,
+                    url + "/collection/batch/crm-sync",
+                    batch_body,
+                    options.batch_rate,
+                    options.batch_connections,
+                    options.seconds,
+                    service.pid,
+                )
+                paced["batched"]["messages_per_second"] = (
+                    paced["batched"]["requests_per_second"] * options.batch
+                )
         finally:
             service.terminate()
             service.wait(timeout=30)
@@ -205,6 +262,7 @@ def measure(options):
         "batch_size": options.batch,
         "single": single,
         "batched": batched,
+        "paced": paced,
         "direct": direct,
         "ratio_single_to_direct": single["requests_per_second"] / direct["messages_per_second"],
         "ratio_batched_to_direct": batched["messages_per_second"] / direct["messages_per_second"],
@@ -248,6 +306,7 @@ def print_table(figures):
                 f"({batched['requests_per_second']:,.1f} batches of {figures['batch_size']}/s)",
             ),
             ("", f"{latency_text(batched)}; {failures_text(batched)}"),
+            *paced_rows(figures),
             (
                 "direct",
                 f"{direct['messages_per_second']:,.0f} messages/s, the client library "
@@ -263,12 +322,38 @@ def print_table(figures):
     )
 
 
+def paced_rows(figures):
+    paced = figures["paced"]
+    if not paced:
+        return [("paced", "not run (--rate 0, or no hey: apt-get install hey)")]
+    single, batched = paced["single"], paced["batched"]
+    return [
+        (
+            "paced single",
+            f"{single['requests_per_second']:,.0f} requests/s of {single['rate_asked']:,} "
+            f"asked (hey); {latency_text(single)}; {single['not_ok']} not 2xx, "
+            f"service CPU {single['service_cpu_seconds']} s",
+        ),
+        (
+            "paced batched",
+            f"{batched['messages_per_second']:,.0f} messages/s "
+            f"({batched['requests_per_second']:,.1f} of {batched['rate_asked']:,} batches/s "
+            f"asked); {latency_text(batched)}; "
+            f"{batched['not_ok']} not 2xx, service CPU {batched['service_cpu_seconds']} s",
+        ),
+    ]
+
+
 def main(argv=None):
     parser = argument_parser("service_load", __doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=int, default=15, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections, single")
     parser.add_argument("--batch", type=int, default=100, help="messages per batch")
     parser.add_argument("--batch-connections", type=int, default=4, help="wrk connections, batched")
+    parser.add_argument(
+        "--rate", type=int, default=1000, help="paced single requests/s with hey (0: none)"
+    )
+    parser.add_argument("--batch-rate", type=int, default=100, help="paced batches/s with hey")
     parser.add_argument("--direct-messages", type=int, default=50000, help="direct publish count")
     parser.add_argument("--direct", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--topic-path", help=argparse.SUPPRESS)

@@ -1,14 +1,17 @@
 """The HTTP service: Adobe's streaming inlet and entities API over the pipeline's own
 parser, catalog, topic and profile table (docs/service.md). FastAPI on uvicorn."""
 
-import asyncio
 import dataclasses
+import gc
+import json
 import logging
 import pathlib
+import signal
 
+import orjson
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from domain.connections import CONNECTION_ATTRIBUTE
@@ -16,6 +19,7 @@ from domain.parsing import RecordParser
 from domain.records import Record
 from ingest.clients import open_table
 from service import inlet, profiles
+from service.http import BoundedHttpToolsProtocol
 from service.inlet import Problem
 from service.publisher import InletPublisher, PublishUnavailable
 
@@ -86,10 +90,16 @@ def create_app(config):
         received_ms = inlet.now_ms()
         connection = state.connection(connection_id, request)
         payload = await inlet.read_body(request, config.body_timeout)
-        inlet.check_message(connection, inlet.decode(payload))
-        if syncValidation:
-            state.validate(connection, payload)
-        message_id = await state.publish(payload, connection)
+        document = inlet.decode(payload)
+        try:
+            inlet.check_message(connection, document)
+            if syncValidation:
+                state.validate(connection, payload)
+        except Problem as problem:
+            raise inlet.about_message(connection, document, problem) from None
+        [message_id] = await state.publish([payload], connection)
+        if isinstance(message_id, Problem):
+            raise message_id
         return _json(inlet.accepted(connection, message_id, received_ms), 200, request)
 
     @app.post(
@@ -103,24 +113,27 @@ def create_app(config):
         connection = state.connection(connection_id, request)
         payload = await inlet.read_body(request, config.body_timeout)
         messages = inlet.batch_messages(inlet.decode(payload))
-        answers, publishes = [None] * len(messages), {}
+        answers, datas = [None] * len(messages), {}
         for index, message in enumerate(messages):
             try:
                 inlet.check_message(connection, message)
                 data = inlet.encode(message)
                 if syncValidation:
                     state.validate(connection, data)
-                publishes[index] = state.publish(data, connection)
+                datas[index] = data
             except Problem as problem:
-                answers[index] = {"statusCode": problem.status, **problem.body()["report"]}
-        results = await asyncio.gather(*publishes.values(), return_exceptions=True)
-        for index, result in zip(publishes, results, strict=True):
+                answers[index] = inlet.batch_answer(
+                    inlet.about_message(connection, message, problem)
+                )
+        # One call for the whole batch: its messages go out in as few RPCs as fit.
+        results = await state.publish(list(datas.values()), connection) if datas else []
+        for index, result in zip(datas, results, strict=True):
             if isinstance(result, Problem):
-                answers[index] = {"statusCode": result.status, **result.body()["report"]}
+                answers[index] = inlet.batch_answer(result)
             else:
                 answers[index] = {"xactionId": result}
         unavailable = [a for a in answers if a.get("statusCode") == 503]
-        if publishes and len(unavailable) == len(publishes) == len(messages):
+        if datas and len(unavailable) == len(datas) == len(messages):
             raise results[0]
         body = {
             "inletId": connection.id,
@@ -170,14 +183,36 @@ def create_app(config):
 
 def serve(config, host, port, log_level="info", shutdown_timeout=30.0):
     """Runs the service until SIGTERM or Ctrl-C; then the requests in flight finish
-    (within `shutdown_timeout` seconds) and what is batched for Pub/Sub is sent."""
-    uvicorn.run(
-        create_app(config),
-        host=host,
-        port=port,
-        log_level=log_level,
-        timeout_graceful_shutdown=shutdown_timeout,
+    (within `shutdown_timeout` seconds) and what is batched for Pub/Sub is sent. Returns
+    0 after a shutdown on SIGTERM, 3 when it could not start (uvicorn's status)."""
+    server = _Server(
+        uvicorn.Config(
+            create_app(config),
+            host=host,
+            port=port,
+            log_level=log_level,
+            timeout_graceful_shutdown=shutdown_timeout,
+            # httptools, bounded: a head over 64 KiB is 431, one slower than a body may be 408
+            http=BoundedHttpToolsProtocol.with_head_timeout(config.body_timeout),
+        )
     )
+    server.run()
+    return 0 if server.started else STARTUP_FAILURE
+
+
+STARTUP_FAILURE = 3  # what uvicorn.run exits with when the server did not start
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, but a SIGTERM is a request to stop, not a failure: uvicorn would
+    re-raise it once shut down, and the process would die of it (143 from a shell), where
+    Cloud Run and process managers expect 0 after a clean stop. Ctrl-C stays uvicorn's."""
+
+    def handle_exit(self, sig, frame):
+        if sig == signal.SIGTERM:
+            self.should_exit = True  # as uvicorn's own handler does, without recording it
+            return
+        super().handle_exit(sig, frame)
 
 
 class _State:
@@ -192,16 +227,31 @@ class _State:
         self.publisher = InletPublisher(self.config.topic_path, self.config.publish_timeout)
         self.table = open_table(self.config.project, self.config.instance, self.config.table)
         logger.info("Publishing to %s", self.config.topic_path)
+        # What is loaded now (350,000 objects: the catalog, Beam, gRPC) lives as long as the
+        # service: out of the collector's sight, a full collection takes 0 ms, not 150 ms
+        # that every request in flight would wait (the p99 under load).
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:  # uvicorn has let the requests in flight finish: send what is batched
-            await run_in_threadpool(self.publisher.close)
+            await self.publisher.close()
 
     def connection(self, connection_id, request):
         """The connection of the path, its credential checked."""
         connection = self.connections.get(connection_id)
         if connection is None:
             raise Problem(404, "unknown_connection", f"no connection {connection_id!r}")
+        origin = request.headers.get("origin")
+        # A browser names the page's origin on every cross-origin POST; CORS alone would
+        # only hide the answer from another site's page, not stop what it sends. No
+        # Origin (an app, curl) passes: this bounds web pages, it is no credential.
+        if connection.public and origin is not None and not connection.allows_origin(origin):
+            raise Problem(
+                403,
+                "origin_not_allowed",
+                f"origin {origin!r} may not send to connection {connection_id!r}",
+            )
         if not connection.public and not any(
             [connection.accepts_key(key) for key in _keys(request)]
         ):
@@ -229,14 +279,15 @@ class _State:
         if not isinstance(outcome, Record):
             raise inlet.validation_problem(connection, outcome)
 
-    async def publish(self, data, connection):
-        """Publishes with the connection's id, by which the pipeline trusts its identities
-        only as far as that connection (domain/identity_proof.py)."""
-        try:
-            return await self.publisher.publish(data, {CONNECTION_ATTRIBUTE: connection.id})
-        except PublishUnavailable as error:
-            logger.warning("publish failed: %s", error)
-            raise inlet.unavailable(error) from None
+    async def publish(self, datas, connection):
+        """Each message's id, or the 503 Problem of one Pub/Sub did not take. Published
+        with the connection's id, by which the pipeline trusts its identities only as far
+        as that connection (domain/identity_proof.py)."""
+        results = await self.publisher.publish(datas, {CONNECTION_ATTRIBUTE: connection.id})
+        failed = [r for r in results if isinstance(r, PublishUnavailable)]
+        if failed:
+            logger.warning("%d of %d publishes failed: %s", len(failed), len(results), failed[0])
+        return [inlet.unavailable(r) if isinstance(r, PublishUnavailable) else r for r in results]
 
 
 def _keys(request):
@@ -257,4 +308,8 @@ def _json(body, status, request, headers=None):
     connection = request.app.state.connections.get(connection_id) if connection_id else None
     if connection is not None and connection.allows_origin(origin):
         headers.update({"Access-Control-Allow-Origin": origin, "Vary": "Origin"})
-    return JSONResponse(body, status_code=status, headers=headers)
+    try:  # orjson: a 207's body of 100 answers renders in a tenth of json's time
+        content = orjson.dumps(body)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits, a key not a string
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(content, status, headers, media_type="application/json")

@@ -28,7 +28,8 @@ DESCRIPTION = (
     "them; profiles are read from the Bigtable table the pipeline writes.\n"
     "Environment: PORT (Cloud Run's), PUBSUB_EMULATOR_HOST and BIGTABLE_EMULATOR_HOST (the\n"
     "emulators; unset: Google Cloud), PUBSUB_PROJECT_ID or GOOGLE_CLOUD_PROJECT (--project).\n"
-    "SIGTERM or Ctrl-C: stops taking requests, finishes those in flight, then exits."
+    "SIGTERM or Ctrl-C: stops taking requests, finishes those in flight, then exits (0\n"
+    "after SIGTERM)."
 )
 EPILOG = (
     "example:\n"
@@ -81,7 +82,8 @@ def add_parser(commands):
         type=float,
         default=10.0,
         metavar="SECONDS",
-        help="how long a request's body may take to arrive before it is answered 408",
+        help="how long a request's headers, then its body, may take to arrive before it is "
+        "answered 408",
     )
     serve.add_argument(
         "--shutdown-timeout",
@@ -123,5 +125,4 @@ def serve_http(args):
         topic_path,
         pubsub_endpoint(),
     )
-    serve(config, args.host, args.port, args.log_level, args.shutdown_timeout)
-    return 0
+    return serve(config, args.host, args.port, args.log_level, args.shutdown_timeout)

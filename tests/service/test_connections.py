@@ -160,3 +160,31 @@ def test_a_forged_link_from_a_public_connection_is_not_trusted(server, inlet_res
     assert record.refused_identities == (("Email", "victim@example.com", "unproven"),)
     direct = parser.parse(payload, {})  # straight to Pub/Sub: the dataset is trusted
     assert ("Email", "victim@example.com") in direct.identities
+
+
+@pytest.mark.parametrize("path", ["/collection/web-site", "/collection/batch/web-site"])
+@pytest.mark.parametrize("origin", ["https://evil.example", "null", ""])
+def test_a_post_from_an_origin_the_public_connection_does_not_allow_is_refused(
+    server, inlet_resources, path, origin
+):
+    content = EVENT if "batch" not in path else json.dumps({"messages": [json.loads(EVENT)]})
+    answer = httpx.post(
+        server.url + path, content=content, headers={"Origin": origin, "Content-Type": "text/plain"}
+    )
+    assert answer.status_code == 403, answer.text
+    problem = answer.json()
+    assert problem["type"].endswith(":origin_not_allowed") and problem["status"] == 403
+    assert problem["title"] == "Forbidden" and origin in problem["report"]["message"]
+    assert "access-control-allow-origin" not in answer.headers
+    assert pull_messages(inlet_resources["subscription_path"], expected_count=0, timeout=1) == []
+
+
+def test_a_server_connection_takes_a_post_from_any_origin_with_its_key(server, inlet_resources):
+    answer = httpx.post(
+        server.url + "/collection/crm-sync",
+        content=ADA,
+        headers={"Origin": "https://evil.example", "x-api-key": "demo-key-change-me"},
+    )
+    assert answer.status_code == 200, answer.text  # its key, not its origin, is the credential
+    assert "access-control-allow-origin" not in answer.headers
+    assert len(pull_messages(inlet_resources["subscription_path"], expected_count=1)) == 1

@@ -131,9 +131,9 @@ def test_the_image_s_command_serves_and_stops_on_sigterm(inlet_resources, tmp_pa
     assert script.status_code == 200 and "StreamingIngest" in script.text
     assert answer.status_code == 200, answer.text
     assert message.message_id == answer.json()["xactionId"]
-    # Uvicorn shuts down cleanly, then re-raises the SIGTERM: the status says which signal.
+    # A clean stop on SIGTERM is a success (Cloud Run expects 0), not death by the signal.
     log_text = (tmp_path / "image.log").read_text()
-    assert returncode == -signal.SIGTERM, log_text
+    assert returncode == 0, log_text
     assert "Application shutdown complete" in log_text
 
 

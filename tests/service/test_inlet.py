@@ -185,3 +185,22 @@ def test_the_openapi_description_is_served(server):
         "/collection/batch/{connection_id}",
         "/access/entities",
     } <= set(description["paths"])
+
+
+def test_refused_messages_are_answered_in_adobe_s_shapes(server, inlet_resources):
+    """As help/ingestion/tutorials/streaming-multiple-messages.md of Adobe's docs shows: a
+    207 entry is {statusCode, message}, the message "inletId: [ID] imsOrgId: [ORG] ..."."""
+    valid = json.loads(ADA)
+    bodiless = {"header": {**valid["header"], "imsOrgId": "ORG@AdobeOrg"}}
+    batch = post(server, "/collection/batch/crm-sync", json.dumps({"messages": [valid, bodiless]}))
+    assert batch.status_code == 207
+    body = batch.json()
+    assert set(body) == {"inletId", "batchId", "receivedTimeMs", "responses"}
+    assert set(body["responses"][0]) == {"xactionId"}
+    refused = body["responses"][1]
+    assert set(refused) == {"statusCode", "message"} and refused["statusCode"] == 400
+    assert refused["message"].startswith("inletId: [crm-sync] imsOrgId: [ORG@AdobeOrg] ")
+    single = post(server, "/collection/crm-sync", json.dumps(bodiless)).json()
+    assert single["title"] == "Invalid XDM Message Format" and single["status"] == 400
+    assert single["report"]["message"].startswith("inletId: [crm-sync] imsOrgId: [ORG@AdobeOrg] ")
+    assert len(pull_messages(inlet_resources["subscription_path"], expected_count=1)) == 1
