@@ -20,10 +20,10 @@ from pipelines.options import (
     on_direct_runner,
     parse_options,
 )
+from transforms.background_pull import BackgroundPull, drain
 from transforms.dead_letter import DeadLetter
 from transforms.direct_runner import speed_up_direct_runner
 from transforms.lake import WriteToLake
-from transforms.local_read import BackgroundPull, drain
 from transforms.profile_store import WriteProfiles
 from transforms.read import ReadMessages
 from transforms.validate import ParseAndValidate

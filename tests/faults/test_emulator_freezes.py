@@ -10,7 +10,7 @@ import concurrent.futures
 import pytest
 
 from tests.faults.scenarios import freeze_case
-from transforms.local_read import PULL_TIMEOUT_SECONDS
+from transforms.background_pull import PULL_TIMEOUT_SECONDS
 from transforms.profile_store import CALL_DEADLINE_SECONDS
 
 pytestmark = pytest.mark.integration

@@ -14,8 +14,9 @@ from apache_beam.transforms import window
 from google.cloud import pubsub_v1
 
 from pubsub_helpers import pull_messages
-from transforms import local_read
-from transforms.local_read import BackgroundPull, LocalPubSubRead
+from transforms import background_pull
+from transforms.background_pull import BackgroundPull
+from transforms.local_read import LocalPubSubRead
 
 # What the pipelines under test saw, by test: the DirectRunner runs DoFns in this process.
 SEEN = {}
@@ -211,7 +212,7 @@ GATES = {}
 def short_lease_subscription(resources, monkeypatch):
     """A subscription of the test's topic with Pub/Sub's shortest ack deadline, and the
     read's lease as short, so that what a crash leaves is delivered again within seconds."""
-    monkeypatch.setattr(local_read, "MIN_LEASE_SECONDS", 10)
+    monkeypatch.setattr(background_pull, "MIN_LEASE_SECONDS", 10)
     subscription = f"{resources.subscription_path}-short"
     pubsub_v1.SubscriberClient().create_subscription(
         name=subscription,
