@@ -93,13 +93,21 @@ def create_resources(
 @contextmanager
 def _emulator_environment(pubsub_emulator_host, bigtable_emulator_host):
     """Set the emulator variables for the duration (the client libraries read only os.environ)."""
-    overrides = {
-        "PUBSUB_EMULATOR_HOST": pubsub_emulator_host,
-        "BIGTABLE_EMULATOR_HOST": bigtable_emulator_host,
-    }
-    saved = {name: os.environ.get(name) for name in overrides}
+    with environment_set(
+        {
+            "PUBSUB_EMULATOR_HOST": pubsub_emulator_host,
+            "BIGTABLE_EMULATOR_HOST": bigtable_emulator_host,
+        }
+    ):
+        yield
+
+
+@contextmanager
+def environment_set(variables):
+    """os.environ with `variables` set (those with a value) for the duration, then as it was."""
+    saved = {name: os.environ.get(name) for name in variables}
     try:
-        for name, value in overrides.items():
+        for name, value in variables.items():
             if value:
                 os.environ[name] = value
         yield

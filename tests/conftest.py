@@ -5,7 +5,6 @@ be started here, the tests that need them fail (they are never skipped): a green
 must mean the code was tested.
 """
 
-import os
 import pathlib
 import uuid
 from dataclasses import asdict, dataclass
@@ -40,6 +39,20 @@ class StackResources:
     instance: str
     table: str
 
+    @classmethod
+    def unique(cls, project):
+        """Names no other test uses, in `project`."""
+        suffix = uuid.uuid4().hex[:8]
+        return cls(
+            project=project,
+            topic=f"input-{suffix}",
+            subscription=f"input-sub-{suffix}",
+            dead_letter_topic=f"dead-letter-{suffix}",
+            dead_letter_subscription=f"dead-letter-sub-{suffix}",
+            instance="test-instance",
+            table=f"profiles-{suffix}",
+        )
+
     @property
     def topic_path(self):
         return f"projects/{self.project}/topics/{self.topic}"
@@ -73,22 +86,15 @@ def emulators(tmp_path_factory):
             pytrace=False,
         )
 
-    environment = local_stack.environment(stack, TEST_PROJECT)
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
     try:
-        yield Emulators(
-            pubsub_host=stack.pubsub.address,
-            bigtable_host=stack.bigtable.address,
-            project=TEST_PROJECT,
-            stack=stack,
-        )
+        with admin.environment_set(local_stack.environment(stack, TEST_PROJECT)):
+            yield Emulators(
+                pubsub_host=stack.pubsub.address,
+                bigtable_host=stack.bigtable.address,
+                project=TEST_PROJECT,
+                stack=stack,
+            )
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         local_stack.stop(state_dir)
 
 
@@ -96,15 +102,6 @@ def emulators(tmp_path_factory):
 def pubsub_resources(emulators):
     """An input topic and subscription, a dead-letter topic and subscription and a Bigtable
     table, all with names unique to the test, created on the emulators."""
-    suffix = uuid.uuid4().hex[:8]
-    resources = StackResources(
-        project=emulators.project,
-        topic=f"input-{suffix}",
-        subscription=f"input-sub-{suffix}",
-        dead_letter_topic=f"dead-letter-{suffix}",
-        dead_letter_subscription=f"dead-letter-sub-{suffix}",
-        instance="test-instance",
-        table=f"profiles-{suffix}",
-    )
+    resources = StackResources.unique(emulators.project)
     admin.create_resources(**asdict(resources), catalog=Catalog.load(str(EXAMPLE_CATALOG)))
     return resources

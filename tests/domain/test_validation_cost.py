@@ -113,12 +113,10 @@ DENSE = "144,000 one-property objects"
 HOSTILE[DENSE] = lambda: payload_of(
     event(productListItems=[{"quantity": 0, "deep": nested(60)} for _ in range(2_400)])
 )
-CASES = [
-    pytest.param(case, marks=pytest.mark.xfail(reason="decoding", strict=False))
-    if case == DENSE
-    else case
-    for case in sorted(HOSTILE)
-]
+# Its CPU is held to this bound, not MAX_RATIO: about 17 times a normal message here, a
+# known limit of the decoding, not of the validation (its memory is held to MAX_RATIO).
+DENSE_MAX_CPU_RATIO = 40
+CASES = sorted(HOSTILE)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -132,5 +130,5 @@ def test_a_hostile_message_costs_at_most_a_few_times_a_normal_one(parser, baseli
         f"({seconds / baseline[0]:.2f}x); peak {peak / 1e6:.1f} MB vs "
         f"{baseline[1] / 1e6:.1f} MB ({peak / baseline[1]:.2f}x)"
     )
-    assert seconds / baseline[0] < MAX_RATIO
+    assert seconds / baseline[0] < (DENSE_MAX_CPU_RATIO if case == DENSE else MAX_RATIO)
     assert peak / baseline[1] < MAX_RATIO

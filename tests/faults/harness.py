@@ -9,7 +9,6 @@ import os
 import signal
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -62,17 +61,8 @@ class Target:
     @contextlib.contextmanager
     def environment(self):
         """os.environ pointed at this target's emulators, for making clients."""
-        with _ENVIRONMENT_LOCK:
-            saved = {name: os.environ.get(name) for name in self.variables}
-            os.environ.update(self.variables)
-            try:
-                yield
-            finally:
-                for name, value in saved.items():
-                    if value is None:
-                        os.environ.pop(name, None)
-                    else:
-                        os.environ[name] = value
+        with _ENVIRONMENT_LOCK, admin.environment_set(self.variables):
+            yield
 
     def publisher(self):
         from google.cloud import pubsub_v1
@@ -90,16 +80,7 @@ class Target:
 
 
 def new_resources():
-    suffix = uuid.uuid4().hex[:8]
-    return StackResources(
-        project=TEST_PROJECT,
-        topic=f"input-{suffix}",
-        subscription=f"input-sub-{suffix}",
-        dead_letter_topic=f"dead-letter-{suffix}",
-        dead_letter_subscription=f"dead-letter-sub-{suffix}",
-        instance="test-instance",
-        table=f"profiles-{suffix}",
-    )
+    return StackResources.unique(TEST_PROJECT)
 
 
 def create(target, ack_deadline_seconds):
