@@ -24,6 +24,7 @@ MAX_BACKOFF_SECONDS = 30
 ACK_IDS_PER_CALL = 500  # an acknowledgement request is at most 512 KB
 SETTLE_SECONDS = 0.2  # how often what is held is looked at: acknowledged, its lease extended
 MIN_LEASE_SECONDS = 30
+DEFAULT_ACK_DEADLINE_SECONDS = 10  # Pub/Sub's, and its least: assumed when it cannot be read
 QUEUED_BUNDLES = 20  # the pull waits while this many bundles' worth are queued
 
 _LOG = logging.getLogger(__name__)
@@ -96,6 +97,9 @@ class BackgroundPull:
         self._held = collections.deque()  # _Pulled, in pull order, until acknowledged
         self._held_lock = threading.Lock()
         self._watermark = None  # () -> seconds: the least output watermark of all steps
+        # A pulled message's lease is first the subscription's ack deadline; extended, it
+        # is at least MIN_LEASE_SECONDS, so that a short deadline costs fewer extensions.
+        self._deadline_seconds = DEFAULT_ACK_DEADLINE_SECONDS
         self._lease_seconds = MIN_LEASE_SECONDS
         self._unanswered = 0  # pulls in a row that had no answer within their deadline
         self._thread = threading.Thread(target=self._run, name=f"pull {subscription}", daemon=True)
@@ -106,7 +110,8 @@ class BackgroundPull:
     def start(self):
         if self._client is None:
             self._client = subscriber_client()
-        self._lease_seconds = max(MIN_LEASE_SECONDS, self._ack_deadline())
+        self._deadline_seconds = self._ack_deadline()
+        self._lease_seconds = max(MIN_LEASE_SECONDS, self._deadline_seconds)
         self._thread.start()
         self._ack_thread.start()
 
@@ -195,7 +200,9 @@ class BackgroundPull:
                     self._release([r.ack_id for r in received])
                     return
                 if received:
-                    pulled = _Pulled([r.ack_id for r in received], pulled_at + self._lease_seconds)
+                    pulled = _Pulled(
+                        [r.ack_id for r in received], pulled_at + self._deadline_seconds
+                    )
                     with self._held_lock:
                         self._held.append(pulled)
                     with self._changed:
@@ -251,7 +258,7 @@ class BackgroundPull:
             )
             return subscription.ack_deadline_seconds
         except Exception:  # the pull will say what is wrong, and wait it out
-            return MIN_LEASE_SECONDS
+            return DEFAULT_ACK_DEADLINE_SECONDS
 
     def _settle_held(self):
         """Every SETTLE_SECONDS: acknowledges what is durable, extends the lease of the
@@ -281,7 +288,9 @@ class BackgroundPull:
     def _extend_leases(self):
         now = time.monotonic()
         with self._held_lock:
-            due = [p for p in self._held if p.lease_ends - now < self._lease_seconds / 3]
+            # A third of the shortest lease before its end: time for the call, and to retry it.
+            margin = self._deadline_seconds / 3
+            due = [p for p in self._held if p.lease_ends - now < margin]
         ack_ids = [ack_id for pulled in due for ack_id in pulled.ack_ids]
         if not self._modify_deadlines(ack_ids, self._lease_seconds):
             return  # tried again on the next round; at worst, a copy the lake leaves out

@@ -209,22 +209,21 @@ class _WaitFor(beam.DoFn):
 GATES = {}
 
 
-def short_lease_subscription(resources, monkeypatch):
-    """A subscription of the test's topic with Pub/Sub's shortest ack deadline, and the
-    read's lease as short, so that what a crash leaves is delivered again within seconds."""
-    monkeypatch.setattr(background_pull, "MIN_LEASE_SECONDS", 10)
+def start_held(resources, monkeypatch, lease_seconds):
+    """A pipeline whose window's sink holds on (GATES[key]), reading a subscription of the
+    test's topic with Pub/Sub's shortest ack deadline (10 s), once 20 messages published
+    are taken: (subscription, key, the pipeline's result). `lease_seconds`: the read's
+    lease once extended (its MIN_LEASE_SECONDS)."""
+    monkeypatch.setattr(background_pull, "MIN_LEASE_SECONDS", lease_seconds)
     subscription = f"{resources.subscription_path}-short"
     pubsub_v1.SubscriberClient().create_subscription(
         name=subscription,
         topic=f"projects/{resources.project}/topics/{resources.topic}",
         ack_deadline_seconds=10,
     )
-    return subscription
-
-
-def run_held(subscription, key):
+    key = uuid.uuid4().hex
     GATES[key] = threading.Event()
-    return run_streaming(
+    result = run_streaming(
         lambda p: (
             p
             | LocalPubSubRead(subscription, bundle_size=100, window_seconds=1)
@@ -235,18 +234,22 @@ def run_held(subscription, key):
             | beam.ParDo(_Note(key))
         )
     )
+    publish(resources, 20)
+    wait_for(lambda: BackgroundPull._started[subscription].held() == 20, 30, "20 taken")
+    return subscription, key, result
 
 
 def test_a_message_is_acknowledged_once_its_window_is_written_not_before(
     pubsub_resources, monkeypatch
 ):
-    subscription = short_lease_subscription(pubsub_resources, monkeypatch)
-    key = uuid.uuid4().hex
-    result = run_held(subscription, key)
+    # A lease three times the deadline: extended only near its own end, it would let the
+    # deadline run out first, and the messages come again.
+    lease_seconds = 30
+    subscription, key, result = start_held(pubsub_resources, monkeypatch, lease_seconds)
     try:
-        publish(pubsub_resources, 20)
-        wait_for(lambda: BackgroundPull._started[subscription].held() == 20, 30, "20 taken")
-        time.sleep(12)  # past the subscription's deadline: held, its lease extended
+        # Past the subscription's 10-s deadline: still held once (not delivered again),
+        # its lease extended before the deadline ran out.
+        time.sleep(12)
         assert BackgroundPull._started[subscription].held() == 20
         assert not SEEN.get(key)
         GATES[key].set()  # the window's sink is done
@@ -258,19 +261,16 @@ def test_a_message_is_acknowledged_once_its_window_is_written_not_before(
     assert sorted(m for b in SEEN[key] for _, ms in b for m in ms) == sorted(
         f"message-{n}".encode() for n in range(20)
     )
-    assert pull_messages(subscription, 0, timeout=12) == []  # not delivered again
+    time.sleep(lease_seconds + 2)  # any lease run out: what was not acknowledged comes again
+    assert pull_messages(subscription, 0, timeout=2) == []
 
 
 def test_what_a_crash_leaves_unwritten_is_delivered_again(pubsub_resources, monkeypatch):
-    subscription = short_lease_subscription(pubsub_resources, monkeypatch)
-    key = uuid.uuid4().hex
-    result = run_held(subscription, key)
-    try:
-        publish(pubsub_resources, 20)
-        wait_for(lambda: BackgroundPull._started[subscription].held() == 20, 30, "20 taken")
-    finally:  # the process dies: its window never written, nothing is acknowledged
-        result.cancel()
-        BackgroundPull.close(subscription)
-        GATES[key].set()
-    again = pull_messages(subscription, 20, timeout=40)
+    lease_seconds = 15
+    subscription, key, result = start_held(pubsub_resources, monkeypatch, lease_seconds)
+    # The process dies: its window never written, nothing is acknowledged.
+    result.cancel()
+    BackgroundPull.close(subscription)
+    GATES[key].set()
+    again = pull_messages(subscription, 20, timeout=lease_seconds + 25)
     assert sorted(m.data for m in again) == sorted(f"message-{n}".encode() for n in range(20))
