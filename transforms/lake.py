@@ -276,6 +276,12 @@ class _WriteParquetFn(beam.DoFn):
         since = start - datetime.timedelta(seconds=self.dedup_seconds)
         for path, file_start in shard_files(self.lake_path, dataset, shard, since, start):
             if not seen.known(path):
-                keys = read_column(path, KEY_COLUMN)
+                try:
+                    keys = read_column(path, KEY_COLUMN)
+                except Exception as error:  # not a Parquet file of ours: no keys, no stop
+                    logging.warning(
+                        "lake dedup: %s is unreadable, its keys unknown: %r", path, error
+                    )
+                    keys = None
                 seen.add(path, file_start, [] if keys is None else keys.fill_null(0).to_numpy())
         return seen

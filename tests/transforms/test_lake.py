@@ -241,6 +241,21 @@ def test_a_restarted_run_writes_what_the_last_run_did_not_and_nothing_twice(tmp_
     assert sorted(i for (i,) in ids) == sorted(r.entity["_id"] for r in records)
 
 
+def test_an_unreadable_file_in_a_partition_does_not_stop_the_writer(tmp_path):
+    catalog = Catalog.load(str(EXAMPLE_CATALOG))
+    records = valid_records(catalog)
+    write_lake(records[:1], catalog, tmp_path)
+    (written,) = tmp_path.rglob("*.parquet")
+    # A file of our name that is not Parquet (a half-copied file, say) beside it.
+    (
+        written.parent / written.name.replace(written.name.split("-")[-1], "broken.parquet")
+    ).write_bytes(b"not parquet")
+    write_lake(records, catalog, tmp_path)
+    good = [f for f in tmp_path.rglob("*.parquet") if "broken" not in f.name]
+    ids = [i for f in good for i in pq.read_table(f).column("_id").to_pylist()]
+    assert sorted(ids) == sorted(r.entity["_id"] for r in records)
+
+
 def test_two_records_that_share_an_id_are_both_kept(tmp_path):
     catalog = Catalog.load(str(EXAMPLE_CATALOG))
     records = valid_records(catalog)
